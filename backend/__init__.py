@@ -1,0 +1,1 @@
+"""Storage behind the protocol: the interface (`interface`) and its implementations."""

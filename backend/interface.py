@@ -1,0 +1,317 @@
+"""The storage interface the protocol layer uses. Speaks in handles, versions, staging, publish.
+
+Model
+-----
+* An *object* is a file, directory, symlink or special file. It is named by a `Handle`: a short
+  byte string (at most `HANDLE_MAX` bytes) that stays valid across server restarts and renames
+  and never names a different object after a delete and re-create (stale handles raise `Stale`).
+* A regular file's content is a sequence of immutable *versions*. Only the *published* version is
+  visible in the namespace. Content is never changed in place.
+* A *staging* object is a private, writable version that is not yet published:
+    - `create_staged(dir, name, ...)` starts a brand-new file (transient): it has a handle from
+      the start, but its name is not in the directory yet;
+    - `stage_version(handle, ...)` starts a new version of an existing published file
+      (copy-on-write: it starts from the published content, or empty with `truncate=True`, and
+      costs the same for a large file as for a small one).
+  `publish(staging)` makes it the published content in one atomic step (for a new file: the
+  name appears; for a version: the handle's content is replaced; last publish wins).
+  `discard(staging)` throws it away.
+* *Viewer*: a transient file is visible (lookup, readdir, getattr with its staged size) only to
+  the viewer key it was created for (the protocol passes the NFS client's identity). Exclusive
+  creates reserve the name against everybody.
+* Staging objects carry an opaque *record* (a dict of JSON values) that the protocol layer uses
+  for ownership (client, open-owner, state). `sync()` makes data and record durable; after a
+  restart `list_staged()` returns every staging object with its last synced record.
+
+Thread use: every method may be called from the reactor thread; `Staging.sync`, `Staging.write`,
+`Staging.read`, `read` and `publish` may also be called from worker threads (each staging object
+is used by one thread at a time; the protocol layer serialises per staging object).
+
+Errors are the `BackendError` subclasses below; the protocol layer maps each to one NFS status.
+"""
+
+from __future__ import annotations
+
+import enum
+from dataclasses import dataclass
+
+HANDLE_MAX = 64
+NAME_MAX = 255
+
+
+# --------------------------------------------------------------------------- errors
+class BackendError(Exception):
+    """Base class; `errno`-like meaning given by the subclass."""
+
+
+class NotFound(BackendError):
+    """No such name (NFS4ERR_NOENT)."""
+
+
+class Exists(BackendError):
+    """Name already exists or is reserved by an exclusive create (NFS4ERR_EXIST)."""
+
+
+class Stale(BackendError):
+    """Handle does not name a live object (NFS4ERR_STALE)."""
+
+
+class NotDir(BackendError):
+    """A directory was needed (NFS4ERR_NOTDIR)."""
+
+
+class IsDir(BackendError):
+    """A non-directory was needed (NFS4ERR_ISDIR)."""
+
+
+class NotEmpty(BackendError):
+    """Directory not empty (NFS4ERR_NOTEMPTY)."""
+
+
+class InvalidName(BackendError):
+    """Empty, '.', '..', contains '/' or NUL (NFS4ERR_INVAL / BADNAME)."""
+
+
+class NameTooLong(BackendError):
+    """Longer than NAME_MAX (NFS4ERR_NAMETOOLONG)."""
+
+
+class NotSymlink(BackendError):
+    """READLINK of a non-symlink (NFS4ERR_INVAL)."""
+
+
+class WrongType(BackendError):
+    """Operation not valid for this object type (NFS4ERR_INVAL / WRONG_TYPE)."""
+
+
+class CrossDevice(BackendError):
+    """Rename/link across file systems (NFS4ERR_XDEV)."""
+
+
+class Permission(BackendError):
+    """The file system refused (EPERM/EACCES) (NFS4ERR_PERM / ACCESS)."""
+
+
+class NoSpace(BackendError):
+    """Out of space or quota (NFS4ERR_NOSPC / DQUOT)."""
+
+
+class TooBig(BackendError):
+    """File too large (NFS4ERR_FBIG)."""
+
+
+class ReadOnly(BackendError):
+    """Read-only file system (NFS4ERR_ROFS)."""
+
+
+class IOFailure(BackendError):
+    """Any other I/O error (NFS4ERR_IO)."""
+
+
+class Invalid(BackendError):
+    """Invalid argument (NFS4ERR_INVAL)."""
+
+
+class Gone(BackendError):
+    """A staging object whose target name was removed: publish did nothing."""
+
+
+# --------------------------------------------------------------------------- values
+class Kind(enum.IntEnum):
+    """Object types, numbered as NFSv4's nfs_ftype4 so the protocol layer can pass them on."""
+
+    REG = 1
+    DIR = 2
+    BLK = 3
+    CHR = 4
+    LNK = 5
+    SOCK = 6
+    FIFO = 7
+
+
+@dataclass(slots=True)
+class Attrs:
+    """Attributes of one object (a published version or a staging object)."""
+
+    kind: Kind
+    mode: int  # permission bits 0o7777
+    nlink: int
+    uid: int
+    gid: int
+    size: int
+    used: int  # bytes allocated
+    rdev: tuple[int, int]  # (major, minor) for BLK/CHR
+    fileid: int  # stable per object (inode number of the first version for files)
+    atime_ns: int
+    mtime_ns: int
+    ctime_ns: int
+    change: int  # moves whenever content or attributes change, also by local programs
+
+
+@dataclass(slots=True)
+class FsStats:
+    files_total: int
+    files_free: int
+    files_avail: int
+    space_total: int
+    space_free: int
+    space_avail: int
+    maxname: int = NAME_MAX
+
+
+@dataclass(slots=True)
+class DirEntry:
+    cookie: int  # resume point: > 2, stable across restarts for an unchanged directory
+    name: bytes
+    handle: bytes
+    attrs: Attrs
+
+
+@dataclass(slots=True)
+class SetAttrs:
+    """Metadata changes (content/size changes go through staging)."""
+
+    mode: int | None = None
+    uid: int | None = None
+    gid: int | None = None
+    atime_ns: int | None = None  # SET_TO_SERVER_TIME is resolved by the caller
+    mtime_ns: int | None = None
+
+
+class Staging:
+    """A private writable version. Created only by `Backend.create_staged`/`stage_version`."""
+
+    id: str  # unique, stable across restarts
+    handle: bytes  # the object this version belongs to (stable after publish)
+    is_new: bool  # True: a new file (transient name); False: a new version of a published file
+    viewer: bytes  # who may see the transient name
+    record: dict  # protocol-layer ownership data, persisted by sync()
+    dirty: bool  # written, truncated or (for a new file) created since it was staged
+
+    def write(self, offset: int, data) -> int:  # pragma: no cover - interface
+        raise NotImplementedError
+
+    def read(self, offset: int, count: int) -> tuple[bytes, bool]:  # pragma: no cover
+        raise NotImplementedError
+
+    def truncate(self, size: int) -> None:  # pragma: no cover
+        raise NotImplementedError
+
+    def size(self) -> int:  # pragma: no cover
+        raise NotImplementedError
+
+    def attrs(self) -> Attrs:  # pragma: no cover
+        raise NotImplementedError
+
+    def set_record(self, record: dict) -> None:  # pragma: no cover
+        raise NotImplementedError
+
+    def sync(self) -> None:  # pragma: no cover
+        """Make every written byte and the record durable (fdatasync + record fsync)."""
+        raise NotImplementedError
+
+
+class Backend:
+    """One exported tree. All `dir`/`handle` arguments are handles (bytes)."""
+
+    # ---- identity
+    def root(self) -> bytes:  # pragma: no cover
+        raise NotImplementedError
+
+    def fsid(self) -> tuple[int, int]:  # pragma: no cover
+        raise NotImplementedError
+
+    def check(self, handle: bytes) -> None:
+        """Raise Stale unless the handle names a live object (published or staged)."""
+        self.getattr(handle)
+
+    # ---- namespace (published view, plus the viewer's own transient names)
+    def getattr(self, handle: bytes, viewer: bytes | None = None) -> Attrs:  # pragma: no cover
+        """Attributes of the published version, or of the viewer's newest staging of it."""
+        raise NotImplementedError
+
+    def lookup(self, dir: bytes, name: bytes, viewer: bytes | None = None) -> bytes:  # pragma: no cover
+        raise NotImplementedError
+
+    def parent(self, handle: bytes) -> bytes:  # pragma: no cover
+        """The directory containing `handle` (the root's parent is the root)."""
+        raise NotImplementedError
+
+    def readdir(self, dir: bytes, cookie: int, viewer: bytes | None = None):  # pragma: no cover
+        """Iterate DirEntry in a stable order starting after `cookie` (0 = from the start)."""
+        raise NotImplementedError
+
+    def dir_verifier(self, dir: bytes) -> bytes:  # pragma: no cover
+        """8 bytes; equal for an unchanged directory, across restarts."""
+        raise NotImplementedError
+
+    def mkdir(self, dir, name, mode, uid, gid) -> bytes:  # pragma: no cover
+        raise NotImplementedError
+
+    def symlink(self, dir, name, target: bytes, mode, uid, gid) -> bytes:  # pragma: no cover
+        raise NotImplementedError
+
+    def mknod(self, dir, name, kind: Kind, rdev, mode, uid, gid) -> bytes:  # pragma: no cover
+        raise NotImplementedError
+
+    def readlink(self, handle) -> bytes:  # pragma: no cover
+        raise NotImplementedError
+
+    def remove(self, dir, name, viewer: bytes | None = None) -> None:  # pragma: no cover
+        """Remove a name (file, empty directory, ...). A transient name of the viewer is
+        removed too: its staging then publishes nothing (`publish` raises Gone)."""
+        raise NotImplementedError
+
+    def rename(self, sdir, sname, ddir, dname, viewer: bytes | None = None) -> None:  # pragma: no cover
+        """POSIX rename. A transient name of the viewer moves its publication target."""
+        raise NotImplementedError
+
+    def link(self, handle, dir, name) -> None:  # pragma: no cover
+        raise NotImplementedError
+
+    def setattr(self, handle, changes: SetAttrs) -> Attrs:  # pragma: no cover
+        raise NotImplementedError
+
+    def statfs(self, handle) -> FsStats:  # pragma: no cover
+        raise NotImplementedError
+
+    # ---- content
+    def open_version(self, handle):  # pragma: no cover
+        """Pin the currently published version for reading; returns an object with
+        read(offset, count) -> (data, eof), attrs() and close(). Stays readable after the
+        name is removed or replaced (NFSv4 PRESERVE_UNLINKED)."""
+        raise NotImplementedError
+
+    def read(self, handle, offset: int, count: int) -> tuple[bytes, bool]:  # pragma: no cover
+        """Read the published version."""
+        raise NotImplementedError
+
+    # ---- write-once lifecycle
+    def create_staged(self, dir, name, viewer: bytes, mode, uid, gid, exclusive: bool,
+                      record: dict, verifier: bytes | None = None) -> Staging:  # pragma: no cover
+        """Start a new file `name` in `dir`. exclusive: raise Exists if the name is published or
+        reserved by any staging; else only a published non-regular file conflicts (Exists/IsDir).
+        `verifier` (EXCLUSIVE4 create verifier) is stored and reported by `create_verifier`."""
+        raise NotImplementedError
+
+    def create_verifier(self, handle) -> bytes | None:  # pragma: no cover
+        raise NotImplementedError
+
+    def stage_version(self, handle, viewer: bytes, truncate: bool, record: dict) -> Staging:  # pragma: no cover
+        """Start a private new version of a published regular file."""
+        raise NotImplementedError
+
+    def publish(self, staging: Staging) -> None:  # pragma: no cover
+        """Atomically make the staging object's content published. Raises Gone if its name was
+        removed (the staging object is discarded then). The staging object is finished after."""
+        raise NotImplementedError
+
+    def discard(self, staging: Staging) -> None:  # pragma: no cover
+        raise NotImplementedError
+
+    def list_staged(self) -> list[Staging]:  # pragma: no cover
+        """Every unfinished staging object (after a restart: recovered from disk)."""
+        raise NotImplementedError
+
+    def close(self) -> None:
+        """Release resources (fds, database)."""
