@@ -227,7 +227,7 @@ class _Gen:
         elif isinstance(t, dsl.Opaque):
             e = self.tmp("e")
             out.append(f"{ind}{e} = p + {t.length}")
-            out.append(f"{ind}if {e} > len(m): raise XdrError('truncated')")
+            out.append(f"{ind}if {e} + {(-t.length) & 3} > len(m): raise XdrError('truncated')")
             out.append(f"{ind}{target} = bytes(m[p:{e}])")
             out.append(f"{ind}p = {e} + {(-t.length) & 3}")
         elif isinstance(t, dsl.VarOpaque):
@@ -236,7 +236,7 @@ class _Gen:
             if t.max is not None:
                 out.append(f"{ind}if {n} > {t.max}: raise XdrError('opaque longer than {t.max}')")
             out.append(f"{ind}{e} = p + 4 + {n}")
-            out.append(f"{ind}if {e} > len(m): raise XdrError('truncated')")
+            out.append(f"{ind}if {e} + (-{n} & 3) > len(m): raise XdrError('truncated')")
             if t.view:
                 out.append(f"{ind}{target} = m[p + 4:{e}]")
             else:

@@ -1,0 +1,258 @@
+"""File attributes on the wire (fattr4): which ones the server supports, how each is produced
+from the backend's `Attrs`, and how client-supplied attributes are parsed.
+
+GETATTR replies are encoded by a function compiled once per requested bitmap (clients ask for
+the same few bitmaps over and over), so the per-request work is one call per attribute value
+into the XDR encoders and no bitmap interpretation.
+"""
+
+from __future__ import annotations
+
+import struct
+
+from backend.interface import Kind
+
+from .errors import NFS4Error
+from .xdr import XdrError, nfs4 as x
+
+MAX_RW = 1024 * 1024  # maxread / maxwrite
+MAX_FILESIZE = (1 << 63) - 1
+MAXLINK = 65000
+
+# Attributes a SETATTR (and CREATE/OPEN createattrs) may carry.
+WRITABLE = frozenset({
+    x.FATTR4_SIZE, x.FATTR4_MODE, x.FATTR4_OWNER, x.FATTR4_OWNER_GROUP,
+    x.FATTR4_TIME_ACCESS_SET, x.FATTR4_TIME_MODIFY_SET,
+})
+
+# Attributes needing file system statistics (statvfs) rather than the object's stat.
+FS_STATS = frozenset({
+    x.FATTR4_FILES_AVAIL, x.FATTR4_FILES_FREE, x.FATTR4_FILES_TOTAL,
+    x.FATTR4_SPACE_AVAIL, x.FATTR4_SPACE_FREE, x.FATTR4_SPACE_TOTAL,
+})
+
+
+class AttrSource:
+    """What attribute getters read: the object's attributes plus context, fetched lazily."""
+
+    __slots__ = ("a", "fh", "fsid", "lease", "_fs", "_statfs", "minor", "mounted_on")
+
+    def __init__(self, a, fh: bytes, fsid, lease: int, statfs, minor: int, mounted_on=None):
+        self.a = a
+        self.fh = fh
+        self.fsid = fsid
+        self.lease = lease
+        self._fs = None
+        self._statfs = statfs
+        self.minor = minor
+        self.mounted_on = mounted_on
+
+    @property
+    def fs(self):
+        if self._fs is None:
+            self._fs = self._statfs()
+        return self._fs
+
+
+def _time(ns: int):
+    s, n = divmod(ns, 1_000_000_000)
+    return x.nfstime4(s, n)
+
+
+def _supported(s):
+    return SUPPORTED_WORDS_41 if s.minor else SUPPORTED_WORDS_40
+
+
+# attribute number -> getter(AttrSource) -> value for that attribute's XDR type
+GETTERS = {
+    x.FATTR4_SUPPORTED_ATTRS: _supported,
+    x.FATTR4_TYPE: lambda s: int(s.a.kind),
+    x.FATTR4_FH_EXPIRE_TYPE: lambda s: x.FH4_PERSISTENT,
+    x.FATTR4_CHANGE: lambda s: s.a.change,
+    x.FATTR4_SIZE: lambda s: s.a.size,
+    x.FATTR4_LINK_SUPPORT: lambda s: True,
+    x.FATTR4_SYMLINK_SUPPORT: lambda s: True,
+    x.FATTR4_NAMED_ATTR: lambda s: False,
+    x.FATTR4_FSID: lambda s: x.fsid4(*s.fsid),
+    x.FATTR4_UNIQUE_HANDLES: lambda s: True,
+    x.FATTR4_LEASE_TIME: lambda s: s.lease,
+    x.FATTR4_RDATTR_ERROR: lambda s: x.NFS4_OK,
+    x.FATTR4_CANSETTIME: lambda s: True,
+    x.FATTR4_CASE_INSENSITIVE: lambda s: False,
+    x.FATTR4_CASE_PRESERVING: lambda s: True,
+    x.FATTR4_CHOWN_RESTRICTED: lambda s: True,
+    x.FATTR4_FILEHANDLE: lambda s: s.fh,
+    x.FATTR4_FILEID: lambda s: s.a.fileid,
+    x.FATTR4_FILES_AVAIL: lambda s: s.fs.files_avail,
+    x.FATTR4_FILES_FREE: lambda s: s.fs.files_free,
+    x.FATTR4_FILES_TOTAL: lambda s: s.fs.files_total,
+    x.FATTR4_HOMOGENEOUS: lambda s: True,
+    x.FATTR4_MAXFILESIZE: lambda s: MAX_FILESIZE,
+    x.FATTR4_MAXLINK: lambda s: MAXLINK,
+    x.FATTR4_MAXNAME: lambda s: 255,
+    x.FATTR4_MAXREAD: lambda s: MAX_RW,
+    x.FATTR4_MAXWRITE: lambda s: MAX_RW,
+    x.FATTR4_MODE: lambda s: s.a.mode & 0o7777,
+    x.FATTR4_NO_TRUNC: lambda s: True,
+    x.FATTR4_NUMLINKS: lambda s: s.a.nlink,
+    x.FATTR4_OWNER: lambda s: b"%d" % s.a.uid,
+    x.FATTR4_OWNER_GROUP: lambda s: b"%d" % s.a.gid,
+    x.FATTR4_RAWDEV: lambda s: x.specdata4(*s.a.rdev),
+    x.FATTR4_SPACE_AVAIL: lambda s: s.fs.space_avail,
+    x.FATTR4_SPACE_FREE: lambda s: s.fs.space_free,
+    x.FATTR4_SPACE_TOTAL: lambda s: s.fs.space_total,
+    x.FATTR4_SPACE_USED: lambda s: s.a.used,
+    x.FATTR4_TIME_ACCESS: lambda s: _time(s.a.atime_ns),
+    x.FATTR4_TIME_DELTA: lambda s: x.nfstime4(0, 1),
+    x.FATTR4_TIME_METADATA: lambda s: _time(s.a.ctime_ns),
+    x.FATTR4_TIME_MODIFY: lambda s: _time(s.a.mtime_ns),
+    x.FATTR4_MOUNTED_ON_FILEID: lambda s: s.mounted_on if s.mounted_on is not None else s.a.fileid,
+    x.FATTR4_SUPPATTR_EXCLCREAT: lambda s: EXCLCREAT_WORDS,
+}
+
+SUPPORTED_40 = frozenset(GETTERS) - {x.FATTR4_SUPPATTR_EXCLCREAT} | WRITABLE
+SUPPORTED_41 = frozenset(GETTERS) | WRITABLE
+
+
+def to_words(attrs) -> list[int]:
+    """A set of attribute numbers as bitmap4 words (no trailing zero words)."""
+    words: list[int] = []
+    for n in attrs:
+        w, b = divmod(n, 32)
+        while len(words) <= w:
+            words.append(0)
+        words[w] |= 1 << b
+    while words and words[-1] == 0:
+        words.pop()
+    return words
+
+
+def from_words(words) -> list[int]:
+    """bitmap4 words as a sorted list of attribute numbers."""
+    out = []
+    for w, word in enumerate(words):
+        base = w * 32
+        while word:
+            low = word & -word
+            out.append(base + low.bit_length() - 1)
+            word ^= low
+    return out
+
+
+SUPPORTED_WORDS_40 = to_words(SUPPORTED_40)
+SUPPORTED_WORDS_41 = to_words(SUPPORTED_41)
+EXCLCREAT_WORDS = to_words(WRITABLE)
+
+
+class _Plan:
+    """The compiled form of one requested bitmap: which getters, in order, and the reply bitmap."""
+
+    __slots__ = ("items", "words", "needs_fs", "numbers")
+
+    def __init__(self, requested, supported):
+        nums = [n for n in from_words(requested) if n in GETTERS and n in supported]
+        self.numbers = nums
+        self.items = tuple((GETTERS[n], x.ATTRS[n][1].enc) for n in nums)
+        self.words = to_words(nums)
+        self.needs_fs = any(n in FS_STATS for n in nums)
+
+
+_plans: dict[tuple, _Plan] = {}
+
+
+def plan(requested, minor: int) -> _Plan:
+    key = (minor != 0, *requested)
+    p = _plans.get(key)
+    if p is None:
+        if len(_plans) > 4096:
+            _plans.clear()
+        p = _plans[key] = _Plan(requested, SUPPORTED_41 if minor else SUPPORTED_40)
+    return p
+
+
+def encode(requested, src: AttrSource):
+    """fattr4 for the requested bitmap (only supported attributes are returned)."""
+    p = plan(requested, src.minor)
+    b = bytearray()
+    for get, enc in p.items:
+        enc(b, get(src))
+    return x.fattr4(p.words, bytes(b))
+
+
+def requested_set(words) -> set[int]:
+    return set(from_words(words))
+
+
+# ------------------------------------------------------------------ client-supplied attributes
+class NewAttrs:
+    """Attributes a client asks to set, decoded from fattr4 (SETATTR, CREATE, OPEN, VERIFY)."""
+
+    __slots__ = ("values", "numbers")
+
+    def __init__(self, values: dict[int, object], numbers: list[int]):
+        self.values = values
+        self.numbers = numbers
+
+    def get(self, n, default=None):
+        return self.values.get(n, default)
+
+
+def decode(fattr, minor: int, writable_only: bool = True) -> NewAttrs:
+    """Decode a client's fattr4. For SETATTR-like use (writable_only), attributes the server
+    does not support give ATTRNOTSUPP and read-only ones INVAL (RFC 8881 section 18.30.4)."""
+    nums = from_words(fattr.attrmask)
+    supported = SUPPORTED_41 if minor else SUPPORTED_40
+    values: dict[int, object] = {}
+    m = fattr.attr_vals
+    p = 0
+    try:
+        for n in nums:
+            if n not in x.ATTRS:
+                raise NFS4Error(x.NFS4ERR_ATTRNOTSUPP)
+            if writable_only and n not in WRITABLE:
+                if n in supported:
+                    raise NFS4Error(x.NFS4ERR_INVAL)
+                raise NFS4Error(x.NFS4ERR_ATTRNOTSUPP)
+            v, p = x.ATTRS[n][1].dec(m, p)
+            values[n] = v
+    except (XdrError, struct.error):
+        raise NFS4Error(x.NFS4ERR_BADXDR) from None
+    if p != len(m):
+        raise NFS4Error(x.NFS4ERR_BADXDR)
+    return NewAttrs(values, nums)
+
+
+def parse_owner(s: bytes) -> int:
+    """An owner or group string as a numeric id ("1000", or "1000@domain")."""
+    name = s.split(b"@", 1)[0]
+    if name.isdigit() and len(name) < 11:
+        v = int(name)
+        if v < 1 << 32:
+            return v
+    import grp
+    import pwd
+
+    try:
+        return pwd.getpwnam(name.decode()).pw_uid
+    except (KeyError, UnicodeDecodeError):
+        pass
+    raise NFS4Error(x.NFS4ERR_BADOWNER)
+
+
+def parse_group(s: bytes) -> int:
+    name = s.split(b"@", 1)[0]
+    if name.isdigit() and len(name) < 11:
+        v = int(name)
+        if v < 1 << 32:
+            return v
+    import grp
+
+    try:
+        return grp.getgrnam(name.decode()).gr_gid
+    except (KeyError, UnicodeDecodeError):
+        pass
+    raise NFS4Error(x.NFS4ERR_BADOWNER)
+
+
+def kind_is_dir(a) -> bool:
+    return a.kind == Kind.DIR

@@ -1,0 +1,307 @@
+"""COMPOUND: the loop that runs a request's operations in order (RFC 8881 section 2.6 / 16.2).
+
+Operations are decoded one at a time, just before they run, so an unknown operation number
+stops the request with OP_ILLEGAL (its arguments cannot be skipped) and a bad argument with
+BADXDR, with the results of the operations before it. Processing stops at the first error.
+A handler is `handler(ctx, args) -> result`; it may also return a Deferred (disk work done in
+a thread), and the loop resumes when it fires. Every operation number has an explicit entry in
+`HANDLERS` (`ops.unsupported` for the ones this server does not implement).
+
+For NFSv4.1+ the SEQUENCE rules live here too: which operations may start a COMPOUND, the
+slot's reply cache (a retransmission gets the cached encoded reply), and the session limits.
+"""
+
+from __future__ import annotations
+
+import logging
+import struct
+
+from twisted.internet import defer
+
+from .errors import NFS4Error
+from .exports import FileRef
+from .rpc.server import GarbageArgs
+from .xdr import Out, XdrError, zero
+from .xdr import nfs4 as x
+
+log = logging.getLogger("nfsd.compound")
+
+_U = struct.Struct(">I")
+_HDR = struct.Struct(">I")
+
+# Minor version 0 has no sessions; this bounds its COMPOUNDs (4.1 uses the session's limit).
+MAX_OPS_NO_SESSION = 128
+SUPPORTED_MINORS = (0, 1, 2)
+
+# Operations allowed to start a 4.1 COMPOUND without SEQUENCE, if alone (RFC 8881 18.35.3 ...).
+SESSIONLESS = frozenset({
+    x.OP_EXCHANGE_ID, x.OP_CREATE_SESSION, x.OP_DESTROY_SESSION, x.OP_DESTROY_CLIENTID,
+    x.OP_BIND_CONN_TO_SESSION,
+})
+# Operations that exist only in NFSv4.0 (NOTSUPP in 4.1+, RFC 8881 section 18).
+ONLY_40 = frozenset({
+    x.OP_SETCLIENTID, x.OP_SETCLIENTID_CONFIRM, x.OP_RENEW, x.OP_OPEN_CONFIRM,
+    x.OP_RELEASE_LOCKOWNER,
+})
+FIRST_41 = 40  # operations numbered from here on are NFSv4.1 and later
+
+
+class Ctx:
+    """Per-COMPOUND state passed to every operation handler."""
+
+    __slots__ = (
+        "server", "call", "cred", "minor", "session", "slot", "client", "cfh", "sfh",
+        "cur_sid", "saved_sid", "cachethis", "replay", "tag", "nops", "opindex", "reqsize",
+    )
+
+    def __init__(self, server, call, cred, minor, tag, nops, reqsize):
+        self.server = server
+        self.call = call
+        self.cred = cred
+        self.minor = minor
+        self.session = None
+        self.slot = None
+        self.client = None
+        self.cfh: FileRef | None = None
+        self.sfh: FileRef | None = None
+        self.cur_sid = None
+        self.saved_sid = None
+        self.cachethis = False
+        self.replay = None
+        self.tag = tag
+        self.nops = nops
+        self.opindex = 0
+        self.reqsize = reqsize
+
+    def fh(self) -> FileRef:
+        """The current filehandle, or NOFILEHANDLE."""
+        fh = self.cfh
+        if fh is None:
+            raise NFS4Error(x.NFS4ERR_NOFILEHANDLE)
+        return fh
+
+    def set_stateid(self, sid):
+        """Operations that return a stateid make it the current stateid (4.1)."""
+        self.cur_sid = sid
+
+    def stateid(self, sid):
+        """Resolve the special 'current stateid' (seqid 1, other zero) of RFC 8881 16.2.3.1.2."""
+        if sid.seqid == 1 and sid.other == bytes(12) and self.minor > 0:
+            if self.cur_sid is None:
+                raise NFS4Error(x.NFS4ERR_BAD_STATEID)
+            return self.cur_sid
+        return sid
+
+
+def _error_result_factory(opnum):
+    """Build `f(status) -> result` for an operation's result type."""
+    rt = x.OP_RES[opnum]
+    decl = getattr(rt, "_xdr", rt)
+    from .xdr import dsl
+
+    if isinstance(decl, dsl.Union):
+        def make(status, decl=decl, cls=rt):
+            arm = decl.arms.get(status)
+            if arm is None:
+                arm = decl.default
+            if arm is None or arm[1] is dsl.Void:
+                return cls(status, None)
+            return cls(status, zero(arm[1]))
+        return make
+    if isinstance(decl, dsl.Struct):
+        def make(status, decl=decl):
+            v = zero(decl)
+            v.status = status
+            return v
+        return make
+    raise TypeError(f"unexpected result type for op {opnum}")
+
+
+class Compound:
+    """Runs COMPOUND procedures for one server (program 100003 version 4, procedure 1)."""
+
+    def __init__(self, server, handlers: dict):
+        self.server = server
+        missing = [n for n in x.OP_NAMES if n not in handlers and n != x.OP_ILLEGAL]
+        if missing:
+            raise ValueError(f"no handler for operations {missing}")
+        self.handlers = handlers
+        self.dec_args = {}
+        for opnum, at in x.OP_ARGS.items():
+            decl = getattr(at, "_xdr", at)
+            self.dec_args[opnum] = decl.dec
+        self.enc_res = {opnum: getattr(rt, "_xdr", rt).enc for opnum, rt in x.OP_RES.items()}
+        self.err_res = {opnum: _error_result_factory(opnum) for opnum in x.OP_RES}
+
+    # ------------------------------------------------------------------ entry point
+    def run(self, call, cred):
+        """Returns the encoded COMPOUND4res as a list of chunks, or a Deferred of one."""
+        m = call.args
+        try:
+            tag, p = x.utf8str_cs.dec(m, 0) if hasattr(x, "utf8str_cs") else _dec_opaque(m, 0)
+            minor, nops = struct.unpack_from(">II", m, p)
+        except (XdrError, struct.error):
+            raise GarbageArgs() from None
+        p += 8
+        if minor not in SUPPORTED_MINORS or minor not in self.server.minors:
+            return self._encode(x.NFS4ERR_MINOR_VERS_MISMATCH, tag, [])
+        ctx = Ctx(self.server, call, cred, minor, tag, nops, len(m))
+        run = _Run(ctx, m, p, nops)
+        self._loop(run)
+        if run.deferred is not None:
+            return run.deferred
+        return run.reply
+
+    # ------------------------------------------------------------------ the loop
+    def _loop(self, r: "_Run"):
+        ctx = r.ctx
+        m = r.m
+        handlers = self.handlers
+        while r.i < r.n:
+            if r.i >= MAX_OPS_NO_SESSION and ctx.session is None:
+                r.results.append((x.OP_ILLEGAL, self.err_res[x.OP_ILLEGAL](
+                    x.NFS4ERR_RESOURCE if ctx.minor == 0 else x.NFS4ERR_TOO_MANY_OPS)))
+                return self._finish(r)
+            try:
+                opnum, = _U.unpack_from(m, r.pos)
+            except struct.error:
+                r.results.append((x.OP_ILLEGAL, self.err_res[x.OP_ILLEGAL](x.NFS4ERR_BADXDR)))
+                return self._finish(r)
+            dec = self.dec_args.get(opnum)
+            if dec is None:
+                r.results.append((x.OP_ILLEGAL, self.err_res[x.OP_ILLEGAL](x.NFS4ERR_OP_ILLEGAL)))
+                return self._finish(r)
+            try:
+                args, r.pos = dec(m, r.pos + 4)
+            except (XdrError, struct.error):
+                r.results.append((opnum, self.err_res[opnum](x.NFS4ERR_BADXDR)))
+                return self._finish(r)
+            ctx.opindex = r.i
+            status = self._gate(ctx, opnum, r)
+            if status:
+                r.results.append((opnum, self.err_res[opnum](status)))
+                return self._finish(r)
+            try:
+                res = handlers[opnum](ctx, args)
+            except NFS4Error as e:
+                res = e.res if e.res is not None else self.err_res[opnum](e.status)
+            except Exception:  # noqa: BLE001 - a bug must not take the connection down
+                log.exception("operation %s failed", x.OP_NAMES.get(opnum, opnum))
+                res = self.err_res[opnum](x.NFS4ERR_SERVERFAULT)
+            if isinstance(res, defer.Deferred):
+                r.pending_op = opnum
+                if r.deferred is None:
+                    r.deferred = defer.Deferred()
+                res.addCallbacks(self._resume, self._resume_error, callbackArgs=(r,),
+                                 errbackArgs=(r,))
+                return
+            if ctx.replay is not None:  # SEQUENCE found a retransmission
+                r.reply = ctx.replay
+                if r.deferred is not None:
+                    r.deferred.callback(r.reply)
+                return
+            r.results.append((opnum, res))
+            r.i += 1
+            if res.status if hasattr(res, "status") else res.tag:
+                return self._finish(r)
+        self._finish(r)
+
+    def _resume(self, res, r):
+        opnum = r.pending_op
+        r.results.append((opnum, res))
+        r.i += 1
+        status = res.status if hasattr(res, "status") else res.tag
+        if status:
+            self._finish(r)
+        else:
+            self._loop(r)
+
+    def _resume_error(self, failure, r):
+        opnum = r.pending_op
+        if failure.check(NFS4Error):
+            e = failure.value
+            res = e.res if e.res is not None else self.err_res[opnum](e.status)
+        else:
+            log.error("operation %s failed: %s", x.OP_NAMES.get(opnum, opnum),
+                      failure.getTraceback())
+            res = self.err_res[opnum](x.NFS4ERR_SERVERFAULT)
+        r.results.append((opnum, res))
+        r.i += 1
+        self._finish(r)
+
+    def _gate(self, ctx: Ctx, opnum: int, r: "_Run") -> int:
+        """Minor-version and session ordering rules; returns an error status or 0."""
+        if ctx.minor == 0:
+            if opnum >= FIRST_41:
+                return x.NFS4ERR_NOTSUPP if opnum != x.OP_ILLEGAL else x.NFS4ERR_OP_ILLEGAL
+            return 0
+        if opnum in ONLY_40:
+            return x.NFS4ERR_NOTSUPP
+        if r.i == 0:
+            if opnum == x.OP_SEQUENCE:
+                return 0
+            if opnum in SESSIONLESS:
+                return x.NFS4ERR_NOT_ONLY_OP if r.n > 1 else 0
+            return x.NFS4ERR_OP_NOT_IN_SESSION
+        if opnum == x.OP_SEQUENCE:
+            return x.NFS4ERR_SEQUENCE_POS
+        if ctx.session is None and opnum not in SESSIONLESS:
+            return x.NFS4ERR_OP_NOT_IN_SESSION
+        return 0
+
+    def _finish(self, r: "_Run"):
+        ctx = r.ctx
+        status = 0
+        if r.results:
+            last = r.results[-1][1]
+            status = last.status if hasattr(last, "status") else last.tag
+        reply = self._encode(status, ctx.tag, r.results)
+        slot = ctx.slot
+        if slot is not None:
+            slot.busy = False
+            if ctx.cachethis:
+                size = sum(len(c) for c in reply)
+                if size <= ctx.session.fore.maxresponsesize_cached:
+                    slot.reply = [b"".join(bytes(c) for c in reply)]
+                    slot.cached = True
+        r.reply = reply
+        if r.deferred is not None:
+            r.deferred.callback(reply)
+
+    def _encode(self, status: int, tag: bytes, results):
+        body = Out()
+        enc_res = self.enc_res
+        for opnum, res in results:
+            body += _U.pack(opnum)
+            enc_res[opnum](body, res)
+        head = bytearray(_HDR.pack(status))
+        n = len(tag)
+        head += _U.pack(n)
+        head += tag
+        if n & 3:
+            head += bytes(4 - (n & 3))
+        head += _U.pack(len(results))
+        return [head, *body.chunks()]
+
+
+class _Run:
+    __slots__ = ("ctx", "m", "pos", "n", "i", "results", "deferred", "pending_op", "reply")
+
+    def __init__(self, ctx, m, pos, n):
+        self.ctx = ctx
+        self.m = m
+        self.pos = pos
+        self.n = n
+        self.i = 0
+        self.results = []
+        self.deferred = None
+        self.pending_op = None
+        self.reply = None
+
+
+def _dec_opaque(m, p):
+    n, = _U.unpack_from(m, p)
+    e = p + 4 + n
+    if e > len(m):
+        raise XdrError("truncated")
+    return bytes(m[p + 4:e]), e + (-n & 3)

@@ -1,0 +1,182 @@
+"""Attribute operations: GETATTR, SETATTR, VERIFY, NVERIFY, ACCESS (RFC 8881 sections 18.1,
+18.7, 18.15, 18.30, 18.31)."""
+
+from __future__ import annotations
+
+from backend.interface import Kind, SetAttrs
+
+from .. import access, attrs
+from ..errors import NFS4Error
+from ..state.model import LockState, OpenState
+from ..xdr import nfs4 as x
+from .common import call, getattr_, require_rw, viewer
+
+
+def source(ctx, fh, a):
+    be = fh.backend
+    return attrs.AttrSource(a, fh.wire, be.fsid(), ctx.server.store.lease_time,
+                            lambda: be.statfs(fh.handle), ctx.minor)
+
+
+def op_getattr(ctx, a):
+    fh = ctx.fh()
+    at = getattr_(ctx, fh)
+    return x.GETATTR4res(x.NFS4_OK, x.GETATTR4resok(attrs.encode(a.attr_request, source(ctx, fh, at))))
+
+
+def _set_size(ctx, fh, cur, size, st):
+    """Content change by SETATTR: through the open's staging, or a new version at once."""
+    if cur.kind != Kind.REG:
+        raise NFS4Error(x.NFS4ERR_ISDIR if cur.kind == Kind.DIR else x.NFS4ERR_INVAL)
+    if size > attrs.MAX_FILESIZE:
+        raise NFS4Error(x.NFS4ERR_FBIG)
+    store = ctx.server.store
+    if isinstance(st, LockState):
+        st = st.open
+    if st is not None:
+        if not st.access & x.OPEN4_SHARE_ACCESS_WRITE:
+            raise NFS4Error(x.NFS4ERR_OPENMODE)
+        call(st.staging.truncate, size)
+        return
+    if store.in_grace():
+        raise NFS4Error(x.NFS4ERR_GRACE)
+    if not access.allowed(ctx.cred, cur, access.W):
+        raise NFS4Error(x.NFS4ERR_ACCESS)
+    # The caller's own file under construction: change its staged version.
+    for w in store.writers_of(fh.handle):
+        if w.client is ctx.client:
+            call(w.staging.truncate, size)
+            return
+    be = fh.backend
+    stg = call(be.stage_version, fh.handle, viewer(ctx) or b"", size == 0,
+               {"state": "active", "kind": "setattr"})
+    try:
+        if size:
+            call(stg.truncate, size)
+        call(be.publish, stg)
+    except NFS4Error:
+        be.discard(stg)
+        raise
+
+
+def op_setattr(ctx, a):
+    fh = ctx.fh()
+    require_rw(ctx, fh)
+    new = attrs.decode(a.obj_attributes, ctx.minor)
+    cur = getattr_(ctx, fh)
+    store = ctx.server.store
+    cred = ctx.cred
+    v = new.values
+    done = []
+    size = v.get(x.FATTR4_SIZE)
+    st = None
+    if size is not None:
+        st = store.find_state(ctx.client, ctx.stateid(a.stateid), fh.handle, ctx.minor)
+    changes = SetAttrs()
+    if x.FATTR4_MODE in v:
+        if not access.is_owner(cred, cur):
+            raise NFS4Error(x.NFS4ERR_PERM)
+        mode = v[x.FATTR4_MODE] & 0o7777
+        if not cred.root and not cred.in_group(cur.gid):
+            mode &= ~0o2000
+        changes.mode = mode
+    if x.FATTR4_OWNER in v:
+        uid = attrs.parse_owner(v[x.FATTR4_OWNER])
+        if uid != cur.uid and not cred.root:
+            raise NFS4Error(x.NFS4ERR_PERM)
+        changes.uid = uid
+    if x.FATTR4_OWNER_GROUP in v:
+        gid = attrs.parse_group(v[x.FATTR4_OWNER_GROUP])
+        if gid != cur.gid and not (cred.root or (cred.uid == cur.uid and cred.in_group(gid))):
+            raise NFS4Error(x.NFS4ERR_PERM)
+        changes.gid = gid
+    now = None
+    for n, field in ((x.FATTR4_TIME_ACCESS_SET, "atime_ns"), (x.FATTR4_TIME_MODIFY_SET, "mtime_ns")):
+        if n not in v:
+            continue
+        t = v[n]
+        if t.tag == x.SET_TO_SERVER_TIME4:
+            if not (access.is_owner(cred, cur) or access.allowed(cred, cur, access.W)):
+                raise NFS4Error(x.NFS4ERR_ACCESS)
+            if now is None:
+                now = ctx.server.now_ns()
+            setattr(changes, field, now)
+        else:
+            if not access.is_owner(cred, cur):
+                raise NFS4Error(x.NFS4ERR_PERM)
+            if t.value.nseconds >= 1_000_000_000:
+                raise NFS4Error(x.NFS4ERR_INVAL)
+            setattr(changes, field, t.value.seconds * 1_000_000_000 + t.value.nseconds)
+    if size is not None:
+        _set_size(ctx, fh, cur, size, st)
+        done.append(x.FATTR4_SIZE)
+    if any(getattr(changes, f) is not None for f in ("mode", "uid", "gid", "atime_ns", "mtime_ns")):
+        call(fh.backend.setattr, fh.handle, changes)
+        done += [n for n in new.numbers if n != x.FATTR4_SIZE]
+    return x.SETATTR4res(x.NFS4_OK, attrs.to_words(done))
+
+
+def _compare(ctx, a):
+    fh = ctx.fh()
+    new = attrs.decode(a.obj_attributes, ctx.minor, writable_only=False)
+    supported = attrs.SUPPORTED_41 if ctx.minor else attrs.SUPPORTED_40
+    for n in new.numbers:
+        if n not in supported or n not in attrs.GETTERS:
+            raise NFS4Error(x.NFS4ERR_ATTRNOTSUPP)
+        if n == x.FATTR4_RDATTR_ERROR:
+            raise NFS4Error(x.NFS4ERR_INVAL)
+    at = getattr_(ctx, fh)
+    ours = attrs.encode(a.obj_attributes.attrmask, source(ctx, fh, at))
+    return ours.attr_vals == bytes(a.obj_attributes.attr_vals)
+
+
+def op_verify(ctx, a):
+    if not _compare(ctx, a):
+        raise NFS4Error(x.NFS4ERR_NOT_SAME)
+    return x.VERIFY4res(x.NFS4_OK)
+
+
+def op_nverify(ctx, a):
+    if _compare(ctx, a):
+        raise NFS4Error(x.NFS4ERR_SAME)
+    return x.NVERIFY4res(x.NFS4_OK)
+
+
+_ALL = (x.ACCESS4_READ | x.ACCESS4_LOOKUP | x.ACCESS4_MODIFY | x.ACCESS4_EXTEND
+        | x.ACCESS4_DELETE | x.ACCESS4_EXECUTE)
+
+
+def op_access(ctx, a):
+    fh = ctx.fh()
+    at = getattr_(ctx, fh)
+    want = a.access
+    supported = want & _ALL
+    bits = access.perm_bits(ctx.cred, at) if not ctx.cred.root else 7
+    granted = 0
+    is_dir = at.kind == Kind.DIR
+    if bits & access.R:
+        granted |= x.ACCESS4_READ
+    if bits & access.W and fh.export.rw:
+        granted |= x.ACCESS4_MODIFY | x.ACCESS4_EXTEND
+        if is_dir:
+            granted |= x.ACCESS4_DELETE
+    if bits & access.X:
+        if is_dir:
+            granted |= x.ACCESS4_LOOKUP
+        elif not ctx.cred.root or at.mode & 0o111:
+            granted |= x.ACCESS4_EXECUTE
+    if not is_dir:
+        granted &= ~(x.ACCESS4_LOOKUP | x.ACCESS4_DELETE)
+    else:
+        granted &= ~x.ACCESS4_EXECUTE
+    return x.ACCESS4res(x.NFS4_OK, x.ACCESS4resok(supported, granted & supported))
+
+
+HANDLERS = {
+    x.OP_GETATTR: op_getattr,
+    x.OP_SETATTR: op_setattr,
+    x.OP_VERIFY: op_verify,
+    x.OP_NVERIFY: op_nverify,
+    x.OP_ACCESS: op_access,
+}
+_ = (OpenState, viewer)

@@ -1,0 +1,73 @@
+"""Helpers shared by operation handlers: names, file types, backend calls, permissions."""
+
+from __future__ import annotations
+
+from backend import interface as bi
+from backend.interface import Kind
+
+from .. import access
+from ..errors import NFS4Error, status_of
+from ..xdr import nfs4 as x
+
+NAME_MAX = 255
+
+
+def check_name(name: bytes, minor: int) -> bytes:
+    """A component name from a client: empty -> INVAL, over NAME_MAX -> NAMETOOLONG,
+    '.', '..', '/' or NUL -> BADNAME, not UTF-8 -> INVAL (RFC 8881 section 14.2)."""
+    if not name:
+        raise NFS4Error(x.NFS4ERR_INVAL)
+    if len(name) > NAME_MAX:
+        raise NFS4Error(x.NFS4ERR_NAMETOOLONG)
+    if name in (b".", b"..") or b"/" in name or b"\0" in name:
+        raise NFS4Error(x.NFS4ERR_BADNAME)
+    try:
+        name.decode("utf-8")
+    except UnicodeDecodeError:
+        raise NFS4Error(x.NFS4ERR_INVAL) from None
+    return name
+
+
+def call(fn, *args, **kw):
+    """Call a backend method, mapping its errors to NFS4Error."""
+    try:
+        return fn(*args, **kw)
+    except bi.BackendError as e:
+        raise NFS4Error(status_of(e)) from None
+
+
+def viewer(ctx) -> bytes | None:
+    c = ctx.client
+    return None if c is None else ctx.server.store.viewer(c)
+
+
+def getattr_(ctx, fh, v=None):
+    try:
+        return fh.backend.getattr(fh.handle, viewer(ctx) if v is None else v)
+    except bi.BackendError as e:
+        raise NFS4Error(status_of(e)) from None
+
+
+def dir_attrs(ctx, fh):
+    """Attributes of the current filehandle, which must be a directory."""
+    a = getattr_(ctx, fh)
+    if a.kind != Kind.DIR:
+        if a.kind == Kind.LNK and ctx.minor > 0:
+            raise NFS4Error(x.NFS4ERR_SYMLINK)
+        raise NFS4Error(x.NFS4ERR_NOTDIR)
+    return a
+
+
+def require(ctx, a, want: int):
+    """Refuse with ACCESS unless the caller has `want` (R|W|X bits) on the object."""
+    if not access.allowed(ctx.cred, a, want):
+        raise NFS4Error(x.NFS4ERR_ACCESS)
+
+
+def require_rw(ctx, fh):
+    if not fh.export.rw:
+        raise NFS4Error(x.NFS4ERR_ROFS)
+
+
+def change_info(before: int, after: int, atomic: bool = True):
+    return x.change_info4(atomic, before, after)

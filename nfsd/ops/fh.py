@@ -1,0 +1,119 @@
+"""Filehandle operations: PUTROOTFH, PUTPUBFH, PUTFH, GETFH, SAVEFH, RESTOREFH, LOOKUP, LOOKUPP,
+SECINFO, SECINFO_NO_NAME (RFC 8881 sections 18.13-18.29, 18.45)."""
+
+from __future__ import annotations
+
+from backend.interface import Kind
+
+from ..errors import NFS4Error
+from ..exports import FileRef
+from ..xdr import nfs4 as x
+from .common import call, check_name, dir_attrs, getattr_, require, viewer
+from .. import access
+
+
+def op_putrootfh(ctx, a):
+    ctx.cfh = ctx.server.exports.root()
+    ctx.cur_sid = None
+    return x.PUTROOTFH4res(x.NFS4_OK)
+
+
+def op_putpubfh(ctx, a):
+    ctx.cfh = ctx.server.exports.root()
+    ctx.cur_sid = None
+    return x.PUTPUBFH4res(x.NFS4_OK)
+
+
+def op_putfh(ctx, a):
+    fh = ctx.server.exports.from_wire(a.object)
+    call(fh.backend.check, fh.handle)
+    ctx.cfh = fh
+    ctx.cur_sid = None
+    return x.PUTFH4res(x.NFS4_OK)
+
+
+def op_getfh(ctx, a):
+    return x.GETFH4res(x.NFS4_OK, x.GETFH4resok(ctx.fh().wire))
+
+
+def op_savefh(ctx, a):
+    ctx.sfh = ctx.fh()
+    ctx.saved_sid = ctx.cur_sid
+    return x.SAVEFH4res(x.NFS4_OK)
+
+
+def op_restorefh(ctx, a):
+    if ctx.sfh is None:
+        raise NFS4Error(x.NFS4ERR_RESTOREFH if ctx.minor == 0 else x.NFS4ERR_NOFILEHANDLE)
+    ctx.cfh = ctx.sfh
+    ctx.cur_sid = ctx.saved_sid
+    return x.RESTOREFH4res(x.NFS4_OK)
+
+
+def op_lookup(ctx, a):
+    fh = ctx.fh()
+    d = dir_attrs(ctx, fh)
+    name = check_name(a.objname, ctx.minor)
+    require(ctx, d, access.X)
+    h = call(fh.backend.lookup, fh.handle, name, viewer(ctx))
+    ctx.cfh = FileRef(fh.export, h)
+    ctx.cur_sid = None
+    return x.LOOKUP4res(x.NFS4_OK)
+
+
+def op_lookupp(ctx, a):
+    fh = ctx.fh()
+    d = getattr_(ctx, fh)
+    if d.kind != Kind.DIR:
+        if d.kind == Kind.LNK and ctx.minor > 0:
+            raise NFS4Error(x.NFS4ERR_SYMLINK)
+        raise NFS4Error(x.NFS4ERR_NOTDIR)
+    root = fh.backend.root()
+    if fh.handle == root:
+        # The root of the namespace has no parent (RFC 8881 section 18.14.4).
+        raise NFS4Error(x.NFS4ERR_NOENT)
+    require(ctx, d, access.X)
+    ctx.cfh = FileRef(fh.export, call(fh.backend.parent, fh.handle))
+    ctx.cur_sid = None
+    return x.LOOKUPP4res(x.NFS4_OK)
+
+
+def _flavors():
+    return [x.secinfo4(x.AUTH_SYS, None), x.secinfo4(x.AUTH_NONE, None)]
+
+
+def op_secinfo(ctx, a):
+    fh = ctx.fh()
+    dir_attrs(ctx, fh)
+    name = check_name(a.name, ctx.minor)
+    call(fh.backend.lookup, fh.handle, name, viewer(ctx))
+    ctx.cfh = None  # SECINFO consumes the current filehandle
+    return x.SECINFO4res(x.NFS4_OK, _flavors())
+
+
+def op_secinfo_no_name(ctx, a):
+    fh = ctx.fh()
+    if a not in (x.SECINFO_STYLE4_CURRENT_FH, x.SECINFO_STYLE4_PARENT):
+        raise NFS4Error(x.NFS4ERR_INVAL)
+    if a == x.SECINFO_STYLE4_PARENT:
+        d = getattr_(ctx, fh)
+        if d.kind != Kind.DIR:
+            raise NFS4Error(x.NFS4ERR_NOTDIR)
+        if fh.handle == fh.backend.root():
+            raise NFS4Error(x.NFS4ERR_NOENT)
+    ctx.cfh = None
+    return x.SECINFO_NO_NAME4res(x.NFS4_OK, _flavors())
+
+
+HANDLERS = {
+    x.OP_PUTROOTFH: op_putrootfh,
+    x.OP_PUTPUBFH: op_putpubfh,
+    x.OP_PUTFH: op_putfh,
+    x.OP_GETFH: op_getfh,
+    x.OP_SAVEFH: op_savefh,
+    x.OP_RESTOREFH: op_restorefh,
+    x.OP_LOOKUP: op_lookup,
+    x.OP_LOOKUPP: op_lookupp,
+    x.OP_SECINFO: op_secinfo,
+    x.OP_SECINFO_NO_NAME: op_secinfo_no_name,
+}

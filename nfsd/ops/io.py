@@ -1,0 +1,340 @@
+"""Opens and file content: OPEN, OPEN_DOWNGRADE, CLOSE, READ, WRITE, COMMIT, DELEGRETURN
+(RFC 8881 sections 18.16-18.22, 18.32, 18.6).
+
+This is where the write-once rules meet the protocol: an open with write access gets a private
+staging version (new file or copy-on-write version), WRITE/COMMIT touch only that version, and
+CLOSE (or OPEN_DOWNGRADE dropping write) of that open publishes it. See docs/semantics.md.
+"""
+
+from __future__ import annotations
+
+from backend import interface as bi
+from backend.interface import Kind
+
+from .. import access, attrs
+from ..errors import NFS4Error, status_of
+from ..exports import FileRef
+from ..state.model import LockState, OpenState
+from ..xdr import nfs4 as x
+from .common import call, change_info, check_name, dir_attrs, getattr_, require_rw, viewer
+from .namespace import _new_owner
+
+READ, WRITE = x.OPEN4_SHARE_ACCESS_READ, x.OPEN4_SHARE_ACCESS_WRITE
+INVALID_STATEID = x.stateid4(0xFFFFFFFF, bytes(12))
+NO_DELEGATION = x.open_delegation4(x.OPEN_DELEGATE_NONE, None)
+WANT_MASK = 0xFF00  # OPEN4_SHARE_ACCESS_WANT_* (4.1)
+
+
+def _sid(st):
+    return x.stateid4(st.seqid, st.other)
+
+
+def _client(ctx, clientid=None):
+    c = ctx.client
+    if c is None:
+        raise NFS4Error(x.NFS4ERR_STALE_CLIENTID)
+    return c
+
+
+def _file_kind_error(ctx, a):
+    if a.kind == Kind.DIR:
+        return x.NFS4ERR_ISDIR
+    if a.kind == Kind.LNK:
+        return x.NFS4ERR_SYMLINK
+    return x.NFS4ERR_WRONG_TYPE if ctx.minor else x.NFS4ERR_INVAL
+
+
+def op_open(ctx, a):
+    store = ctx.server.store
+    client = _client(ctx, a.owner.clientid)
+    share = a.share_access & 0xFF
+    want = a.share_access & WANT_MASK
+    if share not in (READ, WRITE, READ | WRITE) or a.share_deny & ~3:
+        raise NFS4Error(x.NFS4ERR_INVAL)
+    if a.share_access & ~(0xFF | WANT_MASK | 0x30000):
+        raise NFS4Error(x.NFS4ERR_INVAL)
+    claim = a.claim.tag
+    grace = store.in_grace()
+    if claim == x.CLAIM_PREVIOUS:
+        if not grace or not client.may_reclaim:
+            raise NFS4Error(x.NFS4ERR_NO_GRACE)
+        if client.reclaim_complete:
+            raise NFS4Error(x.NFS4ERR_NO_GRACE)
+    elif claim in (x.CLAIM_NULL, x.CLAIM_FH):
+        if grace:
+            raise NFS4Error(x.NFS4ERR_GRACE)
+    elif claim in (x.CLAIM_DELEGATE_CUR, x.CLAIM_DELEGATE_PREV, x.CLAIM_DELEG_CUR_FH,
+                   x.CLAIM_DELEG_PREV_FH):
+        # No delegations are ever granted, so there is nothing to claim.
+        raise NFS4Error(x.NFS4ERR_RECLAIM_BAD if claim in (x.CLAIM_DELEGATE_PREV,
+                                                            x.CLAIM_DELEG_PREV_FH)
+                        else x.NFS4ERR_BAD_STATEID)
+    else:
+        raise NFS4Error(x.NFS4ERR_INVAL)
+    fh = ctx.fh()
+    be = fh.backend
+    v = store.viewer(client)
+    cred = ctx.cred
+    created = None  # a new staging object made by this OPEN
+    truncate = False
+    cinfo = None
+    attrset = []
+    handle = None
+    if claim == x.CLAIM_NULL:
+        d = dir_attrs(ctx, fh)
+        name = check_name(a.claim.value, ctx.minor)
+        if not access.allowed(cred, d, access.X):
+            raise NFS4Error(x.NFS4ERR_ACCESS)
+        try:
+            handle = be.lookup(fh.handle, name, v)
+        except bi.NotFound:
+            handle = None
+        except bi.BackendError as e:
+            raise NFS4Error(status_of(e)) from None
+        if a.openhow.tag == x.OPEN4_CREATE:
+            how = a.openhow.value
+            mode = how.tag
+            new = None
+            verifier = None
+            if mode in (x.UNCHECKED4, x.GUARDED4):
+                new = attrs.decode(how.value, ctx.minor)
+            elif mode == x.EXCLUSIVE4:
+                verifier = how.value
+            elif mode == x.EXCLUSIVE4_1:
+                if ctx.minor == 0:
+                    raise NFS4Error(x.NFS4ERR_INVAL)
+                verifier = how.value.cva_verf
+                new = attrs.decode(how.value.cva_attrs, ctx.minor)
+            if new is None:
+                new = attrs.NewAttrs({}, [])
+            if handle is not None:
+                if mode == x.GUARDED4:
+                    raise NFS4Error(x.NFS4ERR_EXIST)
+                if verifier is not None:
+                    if be.create_verifier(handle) != verifier:
+                        raise NFS4Error(x.NFS4ERR_EXIST)
+                elif new.values.get(x.FATTR4_SIZE) == 0:
+                    truncate = True
+                    attrset.append(x.FATTR4_SIZE)
+                elif x.FATTR4_SIZE in new.values:
+                    raise NFS4Error(x.NFS4ERR_INVAL)
+            else:
+                require_rw(ctx, fh)
+                if not access.allowed(cred, d, access.W | access.X):
+                    raise NFS4Error(x.NFS4ERR_ACCESS)
+                size = new.values.get(x.FATTR4_SIZE)
+                if size not in (None, 0):
+                    raise NFS4Error(x.NFS4ERR_INVAL)
+                uid, gid = _new_owner(ctx, d, new)
+                mode_bits = new.values.get(x.FATTR4_MODE, 0o644) & 0o7777
+                created = call(be.create_staged, fh.handle, name, v, mode_bits, uid, gid,
+                               mode != x.UNCHECKED4, {}, verifier)
+                handle = created.handle
+                attrset += [n for n in new.numbers
+                            if n in (x.FATTR4_MODE, x.FATTR4_OWNER, x.FATTR4_OWNER_GROUP, x.FATTR4_SIZE)]
+                after = getattr_(ctx, fh)
+                cinfo = change_info(d.change, after.change)
+        elif handle is None:
+            raise NFS4Error(x.NFS4ERR_NOENT)
+        if cinfo is None:
+            cinfo = change_info(d.change, d.change)
+    else:  # CLAIM_FH, CLAIM_PREVIOUS: the current filehandle is the file
+        if a.openhow.tag == x.OPEN4_CREATE and claim == x.CLAIM_FH:
+            raise NFS4Error(x.NFS4ERR_INVAL)
+        handle = fh.handle
+        cinfo = change_info(0, 0)
+    fa = created.attrs() if created is not None else getattr_(ctx, FileRef(fh.export, handle), v)
+    if fa.kind != Kind.REG:
+        raise NFS4Error(_file_kind_error(ctx, fa))
+    if share & WRITE:
+        require_rw(ctx, fh)
+    if created is None and claim != x.CLAIM_PREVIOUS:
+        need = (access.R if share & READ else 0) | (access.W if share & WRITE else 0)
+        if not access.allowed(cred, fa, need):
+            # The owner may always open what it may change the mode of (as local NFS servers do).
+            if not (cred.uid == fa.uid and fa.uid != 0 and False):
+                raise NFS4Error(x.NFS4ERR_ACCESS)
+    owner = store.open_owner(client, a.owner.owner)
+    try:
+        st = store.open_file(owner, handle, fh.export, share, a.share_deny)
+    except NFS4Error:
+        if created is not None:
+            be.discard(created)
+        raise
+    try:
+        if created is not None:
+            created.set_record(store.staging_record(st))
+            st.staging = created
+            st.created = True
+        elif share & WRITE and st.staging is None:
+            st.staging = store.take_unattached(client, handle)
+            if st.staging is None:
+                st.staging = call(be.stage_version, handle, v, truncate, store.staging_record(st))
+            elif truncate:
+                call(st.staging.truncate, 0)
+        elif truncate:
+            if st.staging is None:
+                raise NFS4Error(x.NFS4ERR_INVAL)
+            call(st.staging.truncate, 0)
+    except NFS4Error:
+        if not st.access_modes - {share}:
+            store.close_open(st)
+        raise
+    if st.pin is None and created is None:
+        try:
+            st.pin = be.open_version(handle)
+        except bi.BackendError:
+            st.pin = None
+    ctx.cfh = FileRef(fh.export, handle)
+    sid = _sid(st)
+    ctx.set_stateid(sid)
+    rflags = x.OPEN4_RESULT_LOCKTYPE_POSIX
+    if ctx.minor:
+        rflags |= x.OPEN4_RESULT_PRESERVE_UNLINKED
+    deleg = NO_DELEGATION
+    if ctx.minor and want and want & 0xFF00 != x.OPEN4_SHARE_ACCESS_WANT_NO_DELEG:
+        deleg = x.open_delegation4(x.OPEN_DELEGATE_NONE_EXT,
+                                   x.open_none_delegation4(x.WND4_NOT_SUPP_FTYPE, None))
+    return x.OPEN4res(x.NFS4_OK, x.OPEN4resok(sid, cinfo, rflags, attrs.to_words(attrset), deleg))
+
+
+def open_state(ctx, stateid, fh) -> OpenState:
+    st = ctx.server.store.find_state(ctx.client, ctx.stateid(stateid), fh.handle, ctx.minor)
+    if not isinstance(st, OpenState):
+        raise NFS4Error(x.NFS4ERR_BAD_STATEID)
+    return st
+
+
+def finish_write(ctx, st: OpenState):
+    """The open stops writing: publish its staging (or drop it if nothing changed)."""
+    stg = st.staging
+    if stg is None:
+        return
+    be = stg.backend
+    st.staging = None
+    if st.created or stg.dirty:
+        try:
+            be.publish(stg)
+        except bi.Gone:
+            pass  # its name was removed while it was written: nothing to publish
+        except bi.BackendError as e:
+            st.staging = stg
+            raise NFS4Error(status_of(e)) from None
+    else:
+        be.discard(stg)
+
+
+def op_close(ctx, a):
+    fh = ctx.fh()
+    st = open_state(ctx, a.open_stateid, fh)
+    if st.locks and any(ls.ranges for ls in st.locks.values()):
+        raise NFS4Error(x.NFS4ERR_LOCKS_HELD)
+    finish_write(ctx, st)
+    ctx.server.store.close_open(st)
+    sid = INVALID_STATEID if ctx.minor else _sid(st)
+    return x.CLOSE4res(x.NFS4_OK, sid)
+
+
+def op_open_downgrade(ctx, a):
+    fh = ctx.fh()
+    st = open_state(ctx, a.open_stateid, fh)
+    share = a.share_access & 0xFF
+    if share not in (READ, WRITE, READ | WRITE) or a.share_deny & ~3:
+        raise NFS4Error(x.NFS4ERR_INVAL)
+    had_write = st.access & WRITE
+    ctx.server.store.downgrade(st, share, a.share_deny)
+    if had_write and not share & WRITE:
+        finish_write(ctx, st)
+    sid = _sid(st)
+    ctx.set_stateid(sid)
+    return x.OPEN_DOWNGRADE4res(x.NFS4_OK, x.OPEN_DOWNGRADE4resok(sid))
+
+
+def _io_state(ctx, stateid, fh):
+    """The open behind a READ/WRITE stateid (None for the special stateids)."""
+    st = ctx.server.store.find_state(ctx.client, ctx.stateid(stateid), fh.handle, ctx.minor)
+    if isinstance(st, LockState):
+        st = st.open
+    return st
+
+
+def _regular(ctx, fh, a=None):
+    a = a or getattr_(ctx, fh)
+    if a.kind != Kind.REG:
+        raise NFS4Error(_file_kind_error(ctx, a))
+    return a
+
+
+def op_read(ctx, a):
+    fh = ctx.fh()
+    st = _io_state(ctx, a.stateid, fh)
+    count = min(a.count, attrs.MAX_RW, ctx.server.max_read_reply(ctx))
+    store = ctx.server.store
+    if st is not None:
+        if st.access == 0:
+            raise NFS4Error(x.NFS4ERR_OPENMODE)
+        stg = st.staging
+        if stg is not None:
+            data, eof = call(stg.read, a.offset, count)
+            return x.READ4res(x.NFS4_OK, x.READ4resok(eof, data))
+        data, eof = call(fh.backend.read, fh.handle, a.offset, count)
+        return x.READ4res(x.NFS4_OK, x.READ4resok(eof, data))
+    fa = _regular(ctx, fh)
+    if not access.allowed(ctx.cred, fa, access.R):
+        raise NFS4Error(x.NFS4ERR_ACCESS)
+    for w in store.writers_of(fh.handle):
+        if w.client is ctx.client:  # the writer's own machine sees its staged version
+            data, eof = call(w.staging.read, a.offset, count)
+            return x.READ4res(x.NFS4_OK, x.READ4resok(eof, data))
+    data, eof = call(fh.backend.read, fh.handle, a.offset, count)
+    return x.READ4res(x.NFS4_OK, x.READ4resok(eof, data))
+
+
+def op_write(ctx, a):
+    fh = ctx.fh()
+    st = _io_state(ctx, a.stateid, fh)
+    if st is None:
+        # Special stateids cannot write: content changes only through an open's staging.
+        _regular(ctx, fh)
+        raise NFS4Error(x.NFS4ERR_OPENMODE)
+    if not st.access & WRITE or st.staging is None:
+        raise NFS4Error(x.NFS4ERR_OPENMODE)
+    data = a.data
+    if a.offset + len(data) > attrs.MAX_FILESIZE:
+        raise NFS4Error(x.NFS4ERR_FBIG)
+    stg = st.staging
+    n = call(stg.write, a.offset, data)
+    srv = ctx.server
+    if a.stable == x.UNSTABLE4:
+        return x.WRITE4res(x.NFS4_OK, x.WRITE4resok(n, x.UNSTABLE4, srv.write_verifier))
+    res = x.WRITE4res(x.NFS4_OK, x.WRITE4resok(n, x.FILE_SYNC4, srv.write_verifier))
+    return srv.sync(stg).addCallback(lambda _: res)
+
+
+def op_commit(ctx, a):
+    fh = ctx.fh()
+    _regular(ctx, fh)
+    srv = ctx.server
+    res = x.COMMIT4res(x.NFS4_OK, x.COMMIT4resok(srv.write_verifier))
+    mine = [w.staging for w in srv.store.writers_of(fh.handle) if w.client is ctx.client]
+    if not mine:
+        return res
+    return srv.sync_all(mine).addCallback(lambda _: res)
+
+
+def op_delegreturn(ctx, a):
+    fh = ctx.fh()
+    # No delegations are granted; any stateid given here is not a delegation stateid.
+    ctx.server.store.find_state(ctx.client, ctx.stateid(a.deleg_stateid), fh.handle, ctx.minor)
+    raise NFS4Error(x.NFS4ERR_BAD_STATEID)
+
+
+HANDLERS = {
+    x.OP_OPEN: op_open,
+    x.OP_OPEN_DOWNGRADE: op_open_downgrade,
+    x.OP_CLOSE: op_close,
+    x.OP_READ: op_read,
+    x.OP_WRITE: op_write,
+    x.OP_COMMIT: op_commit,
+    x.OP_DELEGRETURN: op_delegreturn,
+}

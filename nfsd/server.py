@@ -1,0 +1,154 @@
+"""The NFS program (100003 version 4) and the wiring of one server: exports, state, RPC.
+
+`build(config, reactor)` returns a started `NfsServer` listening on its port; the CLI and the
+tests both go through it.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import struct
+import time
+from dataclasses import dataclass, field
+
+from twisted.internet import defer, task, threads
+
+from backend.local import LocalBackend
+from backend.records import RecordStore
+
+from .access import NOBODY, Cred
+from .compound import Compound
+from .exports import Export, ExportTable
+from .ops import handlers
+from .rpc.server import ProcUnavail, RpcFactory
+from .state.store import StateStore
+
+log = logging.getLogger("nfsd")
+
+NFS_PROGRAM = 100003
+
+
+@dataclass
+class Config:
+    directory: str
+    bind: str = "0.0.0.0"
+    port: int = 2049
+    state_dir: str | None = None
+    lease_time: int = 90
+    grace_time: int | None = None
+    retire_after: int = 3600
+    minors: tuple = (1, 2)
+    max_connections: int = 1024
+    idle_timeout: float = 600.0
+    extra: dict = field(default_factory=dict)
+
+
+class NfsServer:
+    """Program 100003 version 4: NULL and COMPOUND, with the server-wide facts ops need."""
+
+    versions = (4, 4)
+
+    def __init__(self, exports: ExportTable, store: StateStore, reactor, minors=(1, 2)):
+        self.exports = exports
+        self.store = store
+        self.reactor = reactor
+        self.minors = frozenset(minors)
+        self.compound = Compound(self, handlers())
+        # Changes at every start, so clients resend unstable writes after a restart.
+        self.write_verifier = struct.pack(">II", store.epoch, os.getpid() & 0xFFFFFFFF)
+        self.owner_major = b"nfsd-" + os.uname().nodename.encode()
+        self.scope = self.owner_major
+        self._pool = reactor.getThreadPool()
+
+    # ---- the RPC program
+    def dispatch(self, call):
+        if call.proc == 0:
+            return []
+        if call.proc != 1:
+            raise ProcUnavail()
+        c = call.cred
+        cred = Cred(c.uid, c.gid, tuple(c.gids)) if c is not None else NOBODY
+        return self.compound.run(call, cred)
+
+    # ---- facts and services for operations
+    def now_ns(self) -> int:
+        return time.time_ns()
+
+    def max_read_reply(self, ctx) -> int:
+        s = ctx.session
+        return (s.fore.maxresponsesize - 512) if s is not None else 1 << 20
+
+    def max_readdir_reply(self, ctx) -> int:
+        s = ctx.session
+        return (s.fore.maxresponsesize - 512) if s is not None else 1 << 20
+
+    def in_thread(self, fn, *args):
+        return threads.deferToThreadPool(self.reactor, self._pool, fn, *args)
+
+    def sync(self, staging):
+        return self.in_thread(staging.sync)
+
+    def sync_all(self, stagings):
+        def run():
+            for s in stagings:
+                s.sync()
+        return self.in_thread(run)
+
+    def log_client(self, client, what: str):
+        log.info("client %s (%s): %s", client.owner.decode("utf-8", "replace")[:80],
+                 f"{client.clientid:#x}", what)
+
+
+class Running:
+    """A started server: the port it listens on and how to stop it."""
+
+    def __init__(self, server, port, backends, looping):
+        self.server = server
+        self.port = port
+        self.backends = backends
+        self._looping = looping
+
+    @property
+    def address(self):
+        a = self.port.getHost()
+        return a.host, a.port
+
+    def stop(self):
+        if self._looping.running:
+            self._looping.stop()
+        d = defer.maybeDeferred(self.port.stopListening)
+
+        def closed(_):
+            for b in self.backends:
+                b.close()
+        return d.addCallback(closed)
+
+
+def build(config: Config, reactor=None) -> Running:
+    if reactor is None:
+        from twisted.internet import reactor as _r
+
+        reactor = _r
+    backend = LocalBackend(config.directory, config.state_dir)
+    records = RecordStore(os.path.join(backend.state_dir, "clients"))
+    store = StateStore(lease_time=config.lease_time, grace_time=config.grace_time,
+                       retire_after=config.retire_after, records=records, clock=reactor.seconds)
+    export = Export(0, "/", backend)
+    server = NfsServer(ExportTable([export]), store, reactor, minors=config.minors)
+    # Recovery: files under construction and clients that held state before a restart.
+    staged = backend.list_staged()
+    for st in staged:
+        store.add_recoverable(st)
+    owners = {o for o, _ in records.clients()}
+    owners |= {k[0] for k in store.recoverable}
+    store.start_grace(owners)
+    for path, why in getattr(backend, "problems", lambda: [])():
+        log.warning("unreadable staging record %s: %s", path, why)
+    factory = RpcFactory({NFS_PROGRAM: server}, max_connections=config.max_connections,
+                         idle_timeout=config.idle_timeout, reactor=reactor)
+    port = reactor.listenTCP(config.port, factory, interface=config.bind)
+    looping = task.LoopingCall(store.tick)
+    looping.clock = reactor
+    looping.start(max(0.2, min(5.0, config.lease_time / 4)), now=False)
+    return Running(server, port, [backend], looping)

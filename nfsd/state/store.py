@@ -1,0 +1,552 @@
+"""All NFSv4 state in one place: clients, sessions, slots, opens, stateids, leases, grace, and the
+write-once lifecycle of files under construction.
+
+Plain Python: no sockets, no XDR. Time and randomness are injected (`clock`, `rand`) so leases and
+identifiers can be driven from tests. Operations call the methods here; every state transition
+happens in this module.
+
+Transitions of a file under construction (the staging object held by an open)::
+
+    OPEN with write access ......................... -> active   (staged, private)
+    CLOSE / OPEN_DOWNGRADE dropping write .......... active  -> published (or nothing: unchanged)
+    same client owner, new verifier (crash) ........ active|retired|recoverable -> discarded
+    lease expiry (silence) ......................... active  -> retired  (kept, unpublished)
+    OPEN by the same incarnation, same file ........ retired|recoverable -> active (resumed)
+    retention deadline ............................. retired -> discarded
+    server restart ................................. active  -> recoverable (until grace ends)
+    grace ends without a reclaim ................... recoverable -> retired
+
+Client records: EXCHANGE_ID creates an unconfirmed record; CREATE_SESSION confirms it (and a
+confirmed record of the same owner with another verifier is replaced: that client rebooted).
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import struct
+import time
+
+from ..errors import NFS4Error
+from ..xdr import nfs4 as x
+from .model import (ONES_OTHER, ZERO_OTHER, ChannelAttrs, Client, LockOwner, OpenOwner,
+                    OpenState, Session)
+
+log = logging.getLogger("nfsd.state")
+
+# Limits offered to clients in CREATE_SESSION (the smaller of these and what they ask for).
+MAX_REQUEST = 1024 * 1024 + 8192  # a 1 MiB WRITE plus its COMPOUND
+MAX_RESPONSE = 1024 * 1024 + 8192
+MAX_RESPONSE_CACHED = 64 * 1024
+MAX_OPERATIONS = 64
+MAX_SLOTS = 64
+MAX_SESSIONS_PER_CLIENT = 16
+
+SHARE_ACCESS_MASK = 0x3  # OPEN4_SHARE_ACCESS_BOTH; 4.1 puts WANT flags in the upper bits
+
+
+class StateStore:
+    def __init__(self, clock=time.monotonic, rand=os.urandom, lease_time=90,
+                 retire_after=3600, grace_time=None, records=None, wallclock=time.time):
+        self.clock = clock
+        self.rand = rand
+        self.wallclock = wallclock
+        self.lease_time = lease_time
+        self.retire_after = retire_after
+        self.grace_time = lease_time if grace_time is None else grace_time
+        self.records = records  # durable client records (backend.records.RecordStore) or None
+        # A server instance ("boot epoch") is part of every clientid, sessionid and stateid.
+        self.epoch = (int(wallclock()) ^ int.from_bytes(rand(4), "big")) & 0xFFFFFFFF or 1
+        self._counter = 0
+        self.clients: dict[int, Client] = {}  # clientid -> Client (confirmed or not)
+        self.by_owner: dict[bytes, list[Client]] = {}  # owner -> records with that owner
+        self.sessions: dict[bytes, Session] = {}
+        self.states: dict[bytes, object] = {}  # stateid other -> OpenState / LockState
+        self.opens_by_file: dict[bytes, list[OpenState]] = {}  # handle -> opens
+        # Files under construction not attached to an open: (owner, verifier) -> [staging]
+        self.retired: dict[tuple[bytes, bytes], list] = {}
+        self.recoverable: dict[tuple[bytes, bytes], list] = {}
+        self.grace_until = None  # clock value when grace ends, or None
+        self.reclaimers: set[bytes] = set()  # owners that held state before the restart
+        self.events: list[tuple[str, str]] = []  # (kind, text) of recent lifecycle events
+
+    # ------------------------------------------------------------------ identifiers
+    def _next(self) -> int:
+        self._counter += 1
+        return self._counter
+
+    def new_clientid(self) -> int:
+        return (self.epoch << 32) | (self._next() & 0xFFFFFFFF)
+
+    def new_other(self) -> bytes:
+        return struct.pack(">IQ", self.epoch, self._next())
+
+    def new_sessionid(self, client: Client) -> bytes:
+        return struct.pack(">QII", client.clientid, self.epoch, self._next() & 0xFFFFFFFF)
+
+    def is_stale_clientid(self, clientid: int) -> bool:
+        return (clientid >> 32) != self.epoch
+
+    # ------------------------------------------------------------------ leases and time
+    def now(self) -> float:
+        return self.clock()
+
+    def renew(self, client: Client):
+        client.last_renew = self.clock()
+
+    def lease_expired(self, client: Client) -> bool:
+        return self.clock() - client.last_renew > self.lease_time
+
+    def in_grace(self) -> bool:
+        if self.grace_until is None:
+            return False
+        if self.clock() >= self.grace_until:
+            self.end_grace()
+            return False
+        return True
+
+    def start_grace(self, owners: set[bytes]):
+        """After a restart: clients that held state may reclaim it for one grace period."""
+        if owners:
+            self.reclaimers = set(owners)
+            self.grace_until = self.clock() + self.grace_time
+            log.info("grace period of %ss for %d client(s)", self.grace_time, len(owners))
+
+    def end_grace(self):
+        if self.grace_until is None:
+            return
+        self.grace_until = None
+        self.reclaimers.clear()
+        # Files nobody reclaimed are retired: kept, unpublished, until the retention deadline.
+        for key, stagings in list(self.recoverable.items()):
+            for st in stagings:
+                self._retire_staging(key, st)
+        self.recoverable.clear()
+        log.info("grace period over")
+
+    def tick(self):
+        """Periodic housekeeping: expire leases, end grace, drop retired files past retention."""
+        now = self.clock()
+        self.in_grace()
+        for client in list(self.clients.values()):
+            if now - client.last_renew > self.lease_time and not self._busy(client):
+                self.expire_client(client)
+        deadline = self.wallclock() - self.retire_after
+        for key, stagings in list(self.retired.items()):
+            keep = []
+            for st in stagings:
+                if st.record.get("retired_at", 0) <= deadline:
+                    self._event("discard", f"retired file {st.id} not reclaimed within "
+                                           f"{self.retire_after}s: discarded")
+                    self._discard(st)
+                else:
+                    keep.append(st)
+            if keep:
+                self.retired[key] = keep
+            else:
+                del self.retired[key]
+
+    def _busy(self, client: Client) -> bool:
+        return any(s.busy for sess in client.sessions.values() for s in sess.slots)
+
+    def _event(self, kind: str, text: str):
+        log.info("%s", text)
+        self.events.append((kind, text))
+        del self.events[:-100]
+
+    # ------------------------------------------------------------------ clients (4.1)
+    def exchange_id(self, owner: bytes, verifier: bytes, flags: int, principal, minor: int):
+        """RFC 8881 section 18.35.5. Returns (client, reply flags)."""
+        update = bool(flags & x.EXCHGID4_FLAG_UPD_CONFIRMED_REC_A)
+        records = self.by_owner.get(owner, [])
+        confirmed = next((c for c in records if c.confirmed), None)
+        unconfirmed = [c for c in records if not c.confirmed]
+        if update:
+            if confirmed is None:
+                raise NFS4Error(x.NFS4ERR_NOENT)
+            if confirmed.verifier != verifier:
+                raise NFS4Error(x.NFS4ERR_NOT_SAME)
+            if confirmed.principal != principal:
+                raise NFS4Error(x.NFS4ERR_PERM)
+            self.renew(confirmed)
+            return confirmed, x.EXCHGID4_FLAG_CONFIRMED_R
+        if confirmed is not None:
+            if confirmed.verifier == verifier and confirmed.principal == principal:
+                # Case 2: the same incarnation asks again.
+                self.renew(confirmed)
+                for c in unconfirmed:
+                    self._forget(c)
+                return confirmed, x.EXCHGID4_FLAG_CONFIRMED_R
+            if confirmed.verifier == verifier:
+                # Case 3: another principal uses the owner of a live client.
+                if confirmed.has_state() and not self.lease_expired(confirmed):
+                    raise NFS4Error(x.NFS4ERR_CLID_INUSE)
+            else:
+                # Case 4: the client rebooted. Its unpublished files die with it.
+                self.client_crashed(owner, confirmed.verifier, verifier)
+        for c in unconfirmed:  # Case 5: a new unconfirmed record replaces the old one
+            self._forget(c)
+        client = Client(self.new_clientid(), owner, verifier, principal, minor, self.clock())
+        self.clients[client.clientid] = client
+        self.by_owner.setdefault(owner, []).append(client)
+        return client, 0
+
+    def client_crashed(self, owner: bytes, old_verifier: bytes, new_verifier: bytes):
+        """The same owner is back with a new boot verifier: discard its unpublished files now."""
+        for c in list(self.by_owner.get(owner, [])):
+            if c.verifier == old_verifier:
+                for st in list(c.states.values()):
+                    if isinstance(st, OpenState) and st.staging is not None:
+                        self._event("discard", f"client {owner!r} rebooted: discarded "
+                                               f"unpublished file {st.staging.id}")
+                        self._discard(st.staging)
+                        st.staging = None
+        for table in (self.retired, self.recoverable):
+            for st in table.pop((owner, old_verifier), []):
+                self._event("discard", f"client {owner!r} rebooted: discarded unpublished "
+                                       f"file {st.id}")
+                self._discard(st)
+
+    def get_client(self, clientid: int) -> Client:
+        client = self.clients.get(clientid)
+        if client is None:
+            raise NFS4Error(x.NFS4ERR_STALE_CLIENTID)
+        return client
+
+    def create_session(self, clientid: int, sequence: int, flags: int, fore: ChannelAttrs,
+                       back: ChannelAttrs, cb_program: int, principal):
+        """RFC 8881 section 18.36. Returns (session, replay) where replay is the cached result
+        of a retransmitted CREATE_SESSION (then session is None)."""
+        client = self.clients.get(clientid)
+        if client is None:
+            raise NFS4Error(x.NFS4ERR_STALE_CLIENTID)
+        if client.principal != principal and not client.confirmed:
+            raise NFS4Error(x.NFS4ERR_CLID_INUSE)
+        expected = (client.cs_sequence + 1) & 0xFFFFFFFF
+        if sequence == client.cs_sequence and client.cs_reply is not None:
+            return None, client.cs_reply
+        if sequence != expected:
+            raise NFS4Error(x.NFS4ERR_SEQ_MISORDERED)
+        if len(client.sessions) >= MAX_SESSIONS_PER_CLIENT:
+            raise NFS4Error(x.NFS4ERR_NOSPC)
+        if fore.maxrequestsize < 256 or fore.maxresponsesize < 256 or fore.maxrequests < 1:
+            raise NFS4Error(x.NFS4ERR_TOOSMALL)
+        neg = ChannelAttrs(
+            0,
+            min(fore.maxrequestsize, MAX_REQUEST),
+            min(fore.maxresponsesize, MAX_RESPONSE),
+            min(fore.maxresponsesize_cached, MAX_RESPONSE_CACHED),
+            max(1, min(fore.maxoperations, MAX_OPERATIONS)),
+            max(1, min(fore.maxrequests, MAX_SLOTS)),
+        )
+        negb = ChannelAttrs(0, min(back.maxrequestsize, 64 * 1024),
+                            min(back.maxresponsesize, 64 * 1024),
+                            0, max(1, min(back.maxoperations, 8)), 1)
+        if not client.confirmed:
+            self._confirm(client)
+        session = Session(self.new_sessionid(client), client, neg, negb,
+                          flags & x.CREATE_SESSION4_FLAG_CONN_BACK_CHAN, cb_program)
+        client.sessions[session.sessionid] = session
+        self.sessions[session.sessionid] = session
+        client.cs_sequence = sequence
+        self.renew(client)
+        return session, None
+
+    def _confirm(self, client: Client):
+        """Confirm a client record; an older confirmed record of the same owner goes away."""
+        for other in list(self.by_owner.get(client.owner, [])):
+            if other is not client and other.confirmed:
+                if other.verifier != client.verifier:
+                    self.client_crashed(client.owner, other.verifier, client.verifier)
+                self._purge(other, retire=False)
+        client.confirmed = True
+        if client.owner in self.reclaimers:
+            client.may_reclaim = True
+        if self.records is not None:
+            self.records.put_client(client.owner, client.verifier)
+
+    def destroy_session(self, sessionid: bytes):
+        session = self.sessions.pop(sessionid, None)
+        if session is None:
+            raise NFS4Error(x.NFS4ERR_BADSESSION)
+        session.client.sessions.pop(sessionid, None)
+
+    def destroy_clientid(self, clientid: int):
+        client = self.clients.get(clientid)
+        if client is None:
+            raise NFS4Error(x.NFS4ERR_STALE_CLIENTID)
+        if client.sessions or client.states:
+            raise NFS4Error(x.NFS4ERR_CLIENTID_BUSY)
+        self._purge(client, retire=False)
+        if self.records is not None:
+            self.records.delete_client(client.owner)
+
+    def sequence(self, sessionid: bytes, seqid: int, slotid: int, highest: int):
+        """RFC 8881 section 18.46.3. Returns (session, slot, replay) where replay is True when
+        this is a retransmission of the slot's last request."""
+        session = self.sessions.get(sessionid)
+        if session is None:
+            raise NFS4Error(x.NFS4ERR_BADSESSION)
+        if slotid >= len(session.slots):
+            raise NFS4Error(x.NFS4ERR_BADSLOT)
+        slot = session.slots[slotid]
+        if seqid == slot.seqid:
+            if slot.busy:
+                raise NFS4Error(x.NFS4ERR_DELAY)
+            if slot.seqid == 0:
+                raise NFS4Error(x.NFS4ERR_SEQ_MISORDERED)
+            return session, slot, True
+        if seqid != (slot.seqid + 1) & 0xFFFFFFFF:
+            raise NFS4Error(x.NFS4ERR_SEQ_MISORDERED)
+        client = session.client
+        if client.expired:
+            raise NFS4Error(x.NFS4ERR_BADSESSION)
+        slot.seqid = seqid
+        slot.busy = True
+        slot.reply = None
+        slot.cached = False
+        self.renew(client)
+        return session, slot, False
+
+    def reclaim_complete(self, client: Client):
+        if client.reclaim_complete:
+            raise NFS4Error(x.NFS4ERR_COMPLETE_ALREADY)
+        client.reclaim_complete = True
+        client.may_reclaim = False
+        self.reclaimers.discard(client.owner)
+        if self.grace_until is not None and not self.reclaimers:
+            self.end_grace()
+
+    def expire_client(self, client: Client):
+        """The lease ran out: state is released, files under construction are retired."""
+        self._event("expire", f"lease of client {client.owner!r} expired")
+        self._purge(client, retire=True)
+
+    def _forget(self, client: Client):
+        self._purge(client, retire=False)
+
+    def _purge(self, client: Client, retire: bool):
+        for sid in list(client.sessions):
+            self.sessions.pop(sid, None)
+        client.sessions.clear()
+        for st in list(client.states.values()):
+            if isinstance(st, OpenState):
+                if st.staging is not None:
+                    if retire:
+                        self._retire_staging((client.owner, client.verifier), st.staging)
+                    else:
+                        # The same incarnation is being replaced by itself (case 2/5): keep.
+                        self._retire_staging((client.owner, client.verifier), st.staging)
+                    st.staging = None
+                self._drop_open(st)
+            else:
+                self._drop_lock(st)
+        client.states.clear()
+        client.open_owners.clear()
+        client.lock_owners.clear()
+        client.expired = True
+        self.clients.pop(client.clientid, None)
+        lst = self.by_owner.get(client.owner)
+        if lst is not None:
+            if client in lst:
+                lst.remove(client)
+            if not lst:
+                del self.by_owner[client.owner]
+
+    # ------------------------------------------------------------------ staging lifecycle
+    def _retire_staging(self, key, staging):
+        rec = dict(staging.record)
+        rec["state"] = "retired"
+        rec["retired_at"] = self.wallclock()
+        staging.set_record(rec)
+        self.retired.setdefault(key, []).append(staging)
+        self._event("retire", f"unpublished file {staging.id} of client {key[0]!r} retired")
+
+    def _discard(self, staging):
+        try:
+            staging.backend.discard(staging)
+        except Exception:  # noqa: BLE001 - a failed discard must not break the caller
+            log.exception("discarding %s failed", staging.id)
+
+    def take_unattached(self, client: Client, handle: bytes):
+        """A retired or recovered staging of this incarnation for `handle`, to resume."""
+        key = (client.owner, client.verifier)
+        for table in (self.recoverable, self.retired):
+            lst = table.get(key)
+            if not lst:
+                continue
+            for st in lst:
+                if st.handle == handle:
+                    lst.remove(st)
+                    if not lst:
+                        del table[key]
+                    rec = dict(st.record)
+                    rec["state"] = "active"
+                    rec.pop("retired_at", None)
+                    st.set_record(rec)
+                    return st
+        return None
+
+    def add_recoverable(self, staging):
+        """A staging object found on disk at start-up (record written by an earlier run)."""
+        rec = staging.record
+        key = (bytes.fromhex(rec.get("owner", "")), bytes.fromhex(rec.get("verifier", "")))
+        if rec.get("state") == "retired":
+            self.retired.setdefault(key, []).append(staging)
+        else:
+            self.recoverable.setdefault(key, []).append(staging)
+
+    def staging_record(self, open_state: OpenState) -> dict:
+        c = open_state.client
+        return {
+            "owner": c.owner.hex(),
+            "verifier": c.verifier.hex(),
+            "open_owner": open_state.owner.owner.hex(),
+            "state": "active",
+        }
+
+    @staticmethod
+    def viewer(client: Client) -> bytes:
+        """The key under which a client's files under construction are visible to it."""
+        return client.owner + b"\0" + client.verifier
+
+    # ------------------------------------------------------------------ opens
+    def open_owner(self, client: Client, owner: bytes) -> OpenOwner:
+        oo = client.open_owners.get(owner)
+        if oo is None:
+            oo = OpenOwner(client, owner)
+            client.open_owners[owner] = oo
+        return oo
+
+    def check_share(self, fh: bytes, access: int, deny: int, owner: OpenOwner):
+        """Share reservations across open-owners (RFC 8881 section 9.7)."""
+        for st in self.opens_by_file.get(fh, ()):
+            if st.owner is owner or st.closed:
+                continue
+            if (access & st.deny) or (deny & st.access):
+                raise NFS4Error(x.NFS4ERR_SHARE_DENIED)
+
+    def open_file(self, owner: OpenOwner, fh: bytes, export, access: int, deny: int) -> OpenState:
+        """Create or upgrade the open of `fh` by `owner`; bumps the stateid seqid."""
+        self.check_share(fh, access, deny, owner)
+        st = owner.opens.get(fh)
+        if st is None:
+            st = OpenState(self.new_other(), owner, fh, export)
+            owner.opens[fh] = st
+            owner.client.states[st.other] = st
+            self.states[st.other] = st
+            self.opens_by_file.setdefault(fh, []).append(st)
+        st.access |= access
+        st.deny |= deny
+        st.access_modes.add(access)
+        st.deny_modes.add(deny)
+        st.seqid = (st.seqid + 1) & 0xFFFFFFFF or 1
+        return st
+
+    def writers_of(self, fh: bytes):
+        return [st for st in self.opens_by_file.get(fh, ()) if st.staging is not None]
+
+    def downgrade(self, st: OpenState, access: int, deny: int):
+        if access not in st.access_modes or deny not in st.deny_modes:
+            if (access & ~st.access) or (deny & ~st.deny) or access == 0:
+                raise NFS4Error(x.NFS4ERR_INVAL)
+        st.access = access
+        st.deny = deny
+        st.access_modes = {access}
+        st.deny_modes = {deny}
+        st.seqid = (st.seqid + 1) & 0xFFFFFFFF or 1
+
+    def close_open(self, st: OpenState):
+        """Forget an open (after its staging, if any, was published or discarded)."""
+        if st.locks:
+            raise NFS4Error(x.NFS4ERR_LOCKS_HELD)
+        self._drop_open(st)
+        st.owner.client.states.pop(st.other, None)
+        st.seqid = (st.seqid + 1) & 0xFFFFFFFF or 1
+
+    def _drop_open(self, st: OpenState):
+        st.closed = True
+        self.states.pop(st.other, None)
+        st.owner.opens.pop(st.fh, None)
+        lst = self.opens_by_file.get(st.fh)
+        if lst is not None:
+            if st in lst:
+                lst.remove(st)
+            if not lst:
+                del self.opens_by_file[st.fh]
+        for ls in list(st.locks.values()):
+            self._drop_lock(ls)
+        st.locks.clear()
+        if st.pin is not None:
+            try:
+                st.pin.close()
+            except Exception:  # noqa: BLE001
+                log.exception("unpinning failed")
+            st.pin = None
+
+    def _drop_lock(self, ls):
+        ls.closed = True
+        self.states.pop(ls.other, None)
+        ls.owner.client.states.pop(ls.other, None)
+        ls.owner.states.pop(ls.fh, None)
+
+    def lock_owner(self, client: Client, owner: bytes) -> LockOwner:
+        lo = client.lock_owners.get(owner)
+        if lo is None:
+            lo = LockOwner(client, owner)
+            client.lock_owners[owner] = lo
+        return lo
+
+    # ------------------------------------------------------------------ stateids
+    def find_state(self, client: Client | None, stateid, fh: bytes | None, minor: int):
+        """Resolve a stateid given with an operation on `fh`.
+
+        Returns None for the anonymous and READ-bypass special stateids; raises BAD_STATEID,
+        OLD_STATEID, STALE_STATEID or EXPIRED as RFC 8881 section 8.2 says."""
+        other = stateid.other
+        if other == ZERO_OTHER:
+            if stateid.seqid == 0:
+                return None
+            raise NFS4Error(x.NFS4ERR_BAD_STATEID)
+        if other == ONES_OTHER:
+            if stateid.seqid == 0xFFFFFFFF:
+                return None
+            raise NFS4Error(x.NFS4ERR_BAD_STATEID)
+        st = self.states.get(other)
+        if st is None:
+            if other[:4] != struct.pack(">I", self.epoch):
+                raise NFS4Error(x.NFS4ERR_STALE_STATEID)
+            raise NFS4Error(x.NFS4ERR_BAD_STATEID)
+        if client is not None and st.client is not client:
+            raise NFS4Error(x.NFS4ERR_BAD_STATEID)
+        if fh is not None and st.fh != fh:
+            raise NFS4Error(x.NFS4ERR_BAD_STATEID)
+        if stateid.seqid != st.seqid and not (minor > 0 and stateid.seqid == 0):
+            if _seq_lt(stateid.seqid, st.seqid):
+                raise NFS4Error(x.NFS4ERR_OLD_STATEID)
+            raise NFS4Error(x.NFS4ERR_BAD_STATEID)
+        return st
+
+    def stateid_status(self, client: Client, stateid) -> int:
+        """TEST_STATEID's answer for one stateid."""
+        if stateid.other in (ZERO_OTHER, ONES_OTHER):
+            return x.NFS4ERR_BAD_STATEID
+        try:
+            self.find_state(client, stateid, None, 1)
+        except NFS4Error as e:
+            return e.status
+        return x.NFS4_OK
+
+    def free_stateid(self, client: Client, stateid):
+        st = self.find_state(client, stateid, None, 1)
+        if isinstance(st, OpenState):
+            raise NFS4Error(x.NFS4ERR_LOCKS_HELD)
+        if st.ranges:
+            raise NFS4Error(x.NFS4ERR_LOCKS_HELD)
+        self._drop_lock(st)
+        st.open.locks.pop(st.owner, None)
+
+
+def _seq_lt(a: int, b: int) -> bool:
+    """Serial-number comparison for 32-bit seqids."""
+    return a != b and ((b - a) & 0xFFFFFFFF) < 0x80000000

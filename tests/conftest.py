@@ -1,0 +1,78 @@
+"""Shared fixtures.
+
+`reactor_thread` (session scope): the global Twisted reactor running in a background thread,
+for end-to-end tests that talk to a real server over sockets from the test thread.
+
+    def test_x(reactor_thread):
+        port = reactor_thread.listen(SomeFactory())      # 127.0.0.1, ephemeral port
+        ... talk to ("127.0.0.1", port) with blocking sockets ...
+        reactor_thread.stop_listening(port)              # optional; all are closed at the end
+        reactor_thread.call(f, *args)                    # run f in the reactor thread, wait
+
+A reactor can run only once per process, so the thread is started on first use and stopped
+at the end of the session; every module shares it.
+"""
+
+from __future__ import annotations
+
+import threading
+
+import pytest
+
+
+class ReactorThread:
+    def __init__(self):
+        from twisted.internet import reactor
+
+        self.reactor = reactor
+        self._ports: dict[int, object] = {}
+        self._thread = threading.Thread(
+            target=reactor.run, kwargs={"installSignalHandlers": False}, name="twisted-reactor", daemon=True
+        )
+        self._thread.start()
+        # Wait until the reactor is actually running.
+        started = threading.Event()
+        reactor.callFromThread(started.set)
+        if not started.wait(10):
+            raise RuntimeError("reactor thread did not start")
+
+    def call(self, f, *args, **kwargs):
+        """Run f(*args, **kwargs) in the reactor thread; return its result (Deferreds are
+        waited for); exceptions are re-raised here."""
+        from twisted.internet.threads import blockingCallFromThread
+
+        return blockingCallFromThread(self.reactor, f, *args, **kwargs)
+
+    def listen(self, factory, interface: str = "127.0.0.1") -> int:
+        """Listen with `factory` on an ephemeral TCP port; returns the port number."""
+        lp = self.call(self.reactor.listenTCP, 0, factory, interface=interface)
+        port = lp.getHost().port
+        self._ports[port] = lp
+        return port
+
+    def stop_listening(self, port: int):
+        lp = self._ports.pop(port, None)
+        if lp is not None:
+            self.call(lp.stopListening)
+
+    def shutdown(self):
+        for port in list(self._ports):
+            try:
+                self.stop_listening(port)
+            except Exception:
+                pass
+        if self.reactor.running:
+            self.reactor.callFromThread(self.reactor.stop)
+        self._thread.join(10)
+
+
+_instance: ReactorThread | None = None
+
+
+@pytest.fixture(scope="session")
+def reactor_thread():
+    global _instance
+    if _instance is None:
+        _instance = ReactorThread()
+    yield _instance
+    _instance.shutdown()
