@@ -181,6 +181,7 @@ class SetAttrs:
 class Staging:
     """A private writable version. Created only by `Backend.create_staged`/`stage_version`."""
 
+    backend: "Backend"  # the backend it belongs to
     id: str  # unique, stable across restarts
     handle: bytes  # the object this version belongs to (stable after publish)
     is_new: bool  # True: a new file (transient name); False: a new version of a published file

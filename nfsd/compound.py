@@ -14,6 +14,7 @@ slot's reply cache (a retransmission gets the cached encoded reply), and the ses
 from __future__ import annotations
 
 import logging
+import operator
 import struct
 
 from twisted.internet import defer
@@ -93,11 +94,25 @@ class Ctx:
         return sid
 
 
+def _status_getter(opnum):
+    """`f(result) -> nfsstat4`: a union's tag, or a struct's first field."""
+    from .xdr import dsl
+    from .xdr.compiler import _resolve
+
+    decl = _resolve(getattr(x.OP_RES[opnum], "_xdr", x.OP_RES[opnum]))
+    if isinstance(decl, dsl.Union):
+        return operator.attrgetter("tag")
+    return operator.attrgetter(decl.fields[0][0])
+
+
 def _error_result_factory(opnum):
     """Build `f(status) -> result` for an operation's result type."""
-    rt = x.OP_RES[opnum]
-    decl = getattr(rt, "_xdr", rt)
     from .xdr import dsl
+    from .xdr.compiler import _resolve
+
+    rt = x.OP_RES[opnum]
+    decl = _resolve(getattr(rt, "_xdr", rt))
+    rt = decl.cls if isinstance(decl, (dsl.Union, dsl.Struct)) else rt
 
     if isinstance(decl, dsl.Union):
         def make(status, decl=decl, cls=rt):
@@ -109,9 +124,11 @@ def _error_result_factory(opnum):
             return cls(status, zero(arm[1]))
         return make
     if isinstance(decl, dsl.Struct):
-        def make(status, decl=decl):
+        first = decl.fields[0][0]
+
+        def make(status, decl=decl, first=first):
             v = zero(decl)
-            v.status = status
+            setattr(v, first, status)
             return v
         return make
     raise TypeError(f"unexpected result type for op {opnum}")
@@ -132,13 +149,14 @@ class Compound:
             self.dec_args[opnum] = decl.dec
         self.enc_res = {opnum: getattr(rt, "_xdr", rt).enc for opnum, rt in x.OP_RES.items()}
         self.err_res = {opnum: _error_result_factory(opnum) for opnum in x.OP_RES}
+        self.status_of = {opnum: _status_getter(opnum) for opnum in x.OP_RES}
 
     # ------------------------------------------------------------------ entry point
     def run(self, call, cred):
         """Returns the encoded COMPOUND4res as a list of chunks, or a Deferred of one."""
         m = call.args
         try:
-            tag, p = x.utf8str_cs.dec(m, 0) if hasattr(x, "utf8str_cs") else _dec_opaque(m, 0)
+            tag, p = _dec_opaque(m, 0)
             minor, nops = struct.unpack_from(">II", m, p)
         except (XdrError, struct.error):
             raise GarbageArgs() from None
@@ -202,7 +220,7 @@ class Compound:
                 return
             r.results.append((opnum, res))
             r.i += 1
-            if res.status if hasattr(res, "status") else res.tag:
+            if self.status_of[opnum](res):
                 return self._finish(r)
         self._finish(r)
 
@@ -210,8 +228,7 @@ class Compound:
         opnum = r.pending_op
         r.results.append((opnum, res))
         r.i += 1
-        status = res.status if hasattr(res, "status") else res.tag
-        if status:
+        if self.status_of[opnum](res):
             self._finish(r)
         else:
             self._loop(r)
@@ -253,8 +270,8 @@ class Compound:
         ctx = r.ctx
         status = 0
         if r.results:
-            last = r.results[-1][1]
-            status = last.status if hasattr(last, "status") else last.tag
+            opnum, last = r.results[-1]
+            status = self.status_of[opnum](last)
         reply = self._encode(status, ctx.tag, r.results)
         slot = ctx.slot
         if slot is not None:
@@ -271,9 +288,19 @@ class Compound:
     def _encode(self, status: int, tag: bytes, results):
         body = Out()
         enc_res = self.enc_res
-        for opnum, res in results:
+        for i, (opnum, res) in enumerate(results):
+            mark = len(body)
             body += _U.pack(opnum)
-            enc_res[opnum](body, res)
+            try:
+                enc_res[opnum](body, res)
+            except Exception:  # noqa: BLE001 - a handler built a bad result: a server bug
+                log.exception("cannot encode the result of %s", x.OP_NAMES.get(opnum, opnum))
+                del body[mark + 4:]
+                body.splices[:] = [sp for sp in body.splices if sp[0] <= mark]
+                status = x.NFS4ERR_SERVERFAULT
+                enc_res[opnum](body, self.err_res[opnum](status))
+                results = results[:i + 1]
+                break
         head = bytearray(_HDR.pack(status))
         n = len(tag)
         head += _U.pack(n)

@@ -102,7 +102,7 @@ def op_remove(ctx, a):
         raise NFS4Error(x.NFS4ERR_GRACE)
     call(be.remove, fh.handle, name, v)
     after = getattr_(ctx, fh)
-    return x.REMOVE4res(x.NFS4_OK, change_info(d.change, after.change))
+    return x.REMOVE4res(x.NFS4_OK, x.REMOVE4resok(change_info(d.change, after.change)))
 
 
 def op_rename(ctx, a):

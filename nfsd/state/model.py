@@ -18,7 +18,7 @@ class Client:
         "clientid", "owner", "verifier", "principal", "minor", "confirmed", "cs_sequence",
         "cs_reply", "last_renew", "sessions", "open_owners", "lock_owners", "states",
         "reclaim_complete", "confirm_verifier", "callback", "expired", "impl_id", "flags",
-        "may_reclaim",
+        "may_reclaim", "recorded",
     )
 
     def __init__(self, clientid, owner, verifier, principal, minor, now):
@@ -42,6 +42,7 @@ class Client:
         self.impl_id = None
         self.flags = 0
         self.may_reclaim = False  # held state before a server restart (grace reclaims)
+        self.recorded = False  # a durable record says this incarnation holds state
 
     def has_state(self) -> bool:
         return bool(self.states)

@@ -116,6 +116,11 @@ class StateStore:
         if self.grace_until is None:
             return
         self.grace_until = None
+        if self.records is not None:
+            # Clients that did not come back lose their right to reclaim at the next restart.
+            live = {c.owner for c in self.clients.values() if c.recorded}
+            for owner in self.reclaimers - live:
+                self.records.delete_client(owner)
         self.reclaimers.clear()
         # Files nobody reclaimed are retired: kept, unpublished, until the retention deadline.
         for key, stagings in list(self.recoverable.items()):
@@ -262,8 +267,6 @@ class StateStore:
         client.confirmed = True
         if client.owner in self.reclaimers:
             client.may_reclaim = True
-        if self.records is not None:
-            self.records.put_client(client.owner, client.verifier)
 
     def destroy_session(self, sessionid: bytes):
         session = self.sessions.pop(sessionid, None)
@@ -278,8 +281,7 @@ class StateStore:
         if client.sessions or client.states:
             raise NFS4Error(x.NFS4ERR_CLIENTID_BUSY)
         self._purge(client, retire=False)
-        if self.records is not None:
-            self.records.delete_client(client.owner)
+        self._unrecord(client)
 
     def sequence(self, sessionid: bytes, seqid: int, slotid: int, highest: int):
         """RFC 8881 section 18.46.3. Returns (session, slot, replay) where replay is True when
@@ -321,6 +323,19 @@ class StateStore:
         """The lease ran out: state is released, files under construction are retired."""
         self._event("expire", f"lease of client {client.owner!r} expired")
         self._purge(client, retire=True)
+        self._unrecord(client)
+
+    def _record(self, client: Client):
+        """The first state a client incarnation gets is recorded durably (for grace)."""
+        if not client.recorded and self.records is not None:
+            self.records.put_client(client.owner, client.verifier)
+        client.recorded = True
+
+    def _unrecord(self, client: Client):
+        if client.recorded and self.records is not None:
+            if not any(c.recorded for c in self.by_owner.get(client.owner, ()) if c is not client):
+                self.records.delete_client(client.owner)
+        client.recorded = False
 
     def _forget(self, client: Client):
         self._purge(client, retire=False)
@@ -429,6 +444,7 @@ class StateStore:
     def open_file(self, owner: OpenOwner, fh: bytes, export, access: int, deny: int) -> OpenState:
         """Create or upgrade the open of `fh` by `owner`; bumps the stateid seqid."""
         self.check_share(fh, access, deny, owner)
+        self._record(owner.client)
         st = owner.opens.get(fh)
         if st is None:
             st = OpenState(self.new_other(), owner, fh, export)

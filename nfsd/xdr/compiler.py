@@ -577,7 +577,14 @@ def compile_spec(spec: dsl.Spec):
             t.cls = cls
             setattr(ns, t.name, cls)
         else:
-            setattr(ns, t.name, t)
+            r = _resolve(t)
+            # A typedef of a struct or union is exported as that class (it constructs values).
+            setattr(ns, t.name, r.cls if isinstance(r, (dsl.Struct, dsl.Union)) and r.cls else t)
     ns._source = src
     ns._spec = spec
     return ns
+
+
+# Void has nothing on the wire; give it the same enc/dec interface as compiled declarations.
+dsl.Void.enc = lambda b, v: None
+dsl.Void.dec = lambda m, p: (None, p)

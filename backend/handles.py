@@ -1,0 +1,238 @@
+"""Object identity for the local backend: `statx`, handle bytes, and the SQLite handle database.
+
+An *object* is identified on disk by (inode number, generation). The generation is the birth time
+(statx STATX_BTIME, nanoseconds) when the file system reports one, else 0; it is what tells a
+re-used inode number from the object that had it before. Each object gets an id from the database
+(never reused: AUTOINCREMENT) and a random 63-bit nonce; the handle is
+
+    instance (8 bytes, random per state dir) | id (8 bytes, big-endian) | nonce (8 bytes)
+
+so a handle from another state dir is never an alias, and an id handed out again after a database
+roll-back (synchronous=NORMAL may lose the last commits on power loss) does not match the nonce
+the client holds.
+
+Table `objects` keeps, per id: the nonce, the current inode number and generation (a published new
+version moves the id to a new inode), the kind, a (parent id, name) hint used to find the inode
+again after a restart, and the EXCLUSIVE4 create verifier. `HandleDB` is not thread-safe; the
+backend guards it with its lock.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import os
+import secrets
+import sqlite3
+import stat as _stat
+import struct
+import threading
+
+# --------------------------------------------------------------------------- statx
+AT_SYMLINK_NOFOLLOW = 0x100
+AT_EMPTY_PATH = 0x1000
+STATX_BASIC_STATS = 0x7FF
+STATX_BTIME = 0x800
+
+# struct statx (linux/stat.h), 256 bytes; we unpack the first 144.
+_STATX = struct.Struct("=IIQIIIHHQQQQqIiqIiqIiqIiIIII")
+# indexes into the unpacked tuple
+MASK, NLINK, UID, GID, MODE, INO, SIZE, BLOCKS = 0, 3, 4, 5, 6, 8, 9, 10
+ATIME, ATIME_NS, BTIME, BTIME_NS, CTIME, CTIME_NS, MTIME, MTIME_NS = 12, 13, 15, 16, 18, 19, 21, 22
+RDEV_MAJ, RDEV_MIN, DEV_MAJ, DEV_MIN = 24, 25, 26, 27
+
+_tls = threading.local()
+
+
+def _load_statx():
+    try:
+        fn = ctypes.CDLL(None, use_errno=True).statx
+    except (OSError, AttributeError):
+        return None
+    # No argtypes: ctypes' default conversions (int -> int, bytes -> char *, buffer -> pointer)
+    # are what statx takes, and checking argtypes would cost more than the system call.
+    fn.restype = ctypes.c_int
+    return fn
+
+
+_libc_statx = _load_statx()
+HAVE_STATX = _libc_statx is not None
+
+
+def _statx_libc(dirfd: int, name: bytes, flags: int) -> tuple:
+    try:
+        buf = _tls.buf
+    except AttributeError:
+        buf = _tls.buf = ctypes.create_string_buffer(256)
+    if _libc_statx(dirfd, name, flags, STATX_BASIC_STATS | STATX_BTIME, buf):
+        e = ctypes.get_errno()
+        raise OSError(e, os.strerror(e))
+    return _STATX.unpack_from(buf)
+
+
+def _statx_fallback(dirfd: int, name: bytes, flags: int) -> tuple:
+    """os.stat in statx's tuple layout; no birth time (generation 0)."""
+    if flags & AT_EMPTY_PATH and not name:
+        st = os.stat(dirfd)
+    else:
+        st = os.stat(name, dir_fd=dirfd, follow_symlinks=not flags & AT_SYMLINK_NOFOLLOW)
+    a, m, c = st.st_atime_ns, st.st_mtime_ns, st.st_ctime_ns
+    return (STATX_BASIC_STATS, 0, 0, st.st_nlink, st.st_uid, st.st_gid, st.st_mode, 0,
+            st.st_ino, st.st_size, st.st_blocks, 0,
+            a // 10**9, a % 10**9, 0, 0, 0, 0, c // 10**9, c % 10**9, 0, m // 10**9, m % 10**9, 0,
+            os.major(st.st_rdev), os.minor(st.st_rdev), os.major(st.st_dev), os.minor(st.st_dev))
+
+
+_statx_impl = _statx_libc if HAVE_STATX else _statx_fallback
+
+
+def statx(dirfd: int, name: bytes) -> tuple:
+    """statx of `name` in `dirfd`, never following a symlink. Raises OSError."""
+    return _statx_impl(dirfd, name, AT_SYMLINK_NOFOLLOW)
+
+
+def fstatx(fd: int) -> tuple:
+    """statx of an open fd (O_PATH fds too)."""
+    return _statx_impl(fd, b"", AT_EMPTY_PATH | AT_SYMLINK_NOFOLLOW)
+
+
+def generation(st: tuple) -> int:
+    """Birth time in ns, or 0 when the file system does not report it."""
+    if st[MASK] & STATX_BTIME:
+        return st[BTIME] * 1_000_000_000 + st[BTIME_NS]
+    return 0
+
+
+def is_dir(st: tuple) -> bool:
+    return _stat.S_ISDIR(st[MODE])
+
+
+# --------------------------------------------------------------------------- handles
+ROOT_ID = 1
+HANDLE_LEN = 24
+_IDS = struct.Struct(">QQ")
+
+
+def make_handle(instance: bytes, oid: int, nonce: int) -> bytes:
+    return instance + _IDS.pack(oid, nonce)
+
+
+def handle_id(handle: bytes) -> int:
+    return int.from_bytes(handle[8:16], "big")
+
+
+class Node:
+    """What the backend remembers about one object (a row of `objects`, plus memory-only hints)."""
+
+    __slots__ = ("id", "handle", "ino", "gen", "kind", "parent", "name", "verifier", "alt", "miss")
+
+    def __init__(self, oid, handle, ino, gen, kind, parent, name, verifier):
+        self.id = oid
+        self.handle = handle
+        self.ino = ino
+        self.gen = gen
+        self.kind = kind
+        self.parent = parent  # id of the directory the name hint is in
+        self.name = name  # name hint (bytes)
+        self.verifier = verifier
+        self.alt = None  # other (parent, name) links seen (hard links), memory only
+        self.miss = None  # parent ctime at the last failed search (skip re-scanning)
+
+    def __repr__(self):  # pragma: no cover - debugging aid
+        return f"Node({self.id}, ino={self.ino}, kind={self.kind}, " \
+               f"hint={self.parent}/{self.name!r})"
+
+
+# --------------------------------------------------------------------------- database
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS meta(key TEXT PRIMARY KEY, value BLOB NOT NULL);
+CREATE TABLE IF NOT EXISTS objects(
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    nonce INTEGER NOT NULL,
+    ino INTEGER NOT NULL,
+    gen INTEGER NOT NULL,
+    kind INTEGER NOT NULL,
+    parent INTEGER,
+    name BLOB,
+    verifier BLOB
+);
+CREATE INDEX IF NOT EXISTS objects_inode ON objects(ino, gen);
+"""
+_COLS = "id, nonce, ino, gen, kind, parent, name, verifier"
+
+
+class HandleDB:
+    """The `objects` table. Rows are tuples in `_COLS` order. Not thread-safe."""
+
+    def __init__(self, path: str):
+        self._c = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
+        self._c.execute("PRAGMA journal_mode=WAL")
+        self._c.execute("PRAGMA synchronous=NORMAL")
+        self._c.executescript(_SCHEMA)
+        self._hold = False
+        row = self._c.execute("SELECT value FROM meta WHERE key='instance'").fetchone()
+        if row is None:
+            self.instance = secrets.token_bytes(8)
+            self._c.execute("INSERT INTO meta VALUES('instance', ?)", (self.instance,))
+        else:
+            self.instance = bytes(row[0])
+
+    def close(self) -> None:
+        self._c.close()
+
+    def hold(self) -> None:
+        """Group the writes until `release()` into one transaction (begun at the first write)."""
+        self._hold = True
+
+    def release(self) -> None:
+        self._hold = False
+        if self._c.in_transaction:
+            self._c.execute("COMMIT")
+
+    def _write(self, sql: str, args: tuple):
+        if self._hold and not self._c.in_transaction:
+            self._c.execute("BEGIN IMMEDIATE")
+        return self._c.execute(sql, args)
+
+    def get(self, oid: int):
+        return self._c.execute(f"SELECT {_COLS} FROM objects WHERE id=?", (oid,)).fetchone()
+
+    def find(self, ino: int, gen: int):
+        return self._c.execute(
+            f"SELECT {_COLS} FROM objects WHERE ino=? AND gen=? ORDER BY id DESC LIMIT 1",
+            (ino, gen)
+        ).fetchone()
+
+    def find_many(self, keys) -> dict:
+        """{(ino, gen): row} for the keys that have a row (newest id wins)."""
+        out = {}
+        keys = list(keys)
+        for i in range(0, len(keys), 400):
+            part = keys[i:i + 400]
+            marks = ",".join("?" * len(part))
+            wanted = set(part)
+            for row in self._c.execute(
+                    f"SELECT {_COLS} FROM objects WHERE ino IN ({marks}) ORDER BY id",
+                    [k[0] for k in part]):
+                if (row[2], row[3]) in wanted:
+                    out[(row[2], row[3])] = row
+        return out
+
+    def insert(self, ino, gen, kind, parent, name, verifier=None, oid=None, nonce=None) -> tuple:
+        """Add an object; `oid`/`nonce` given only when re-creating a known row (recovery)."""
+        if nonce is None:
+            nonce = secrets.randbits(63)
+        cur = self._write(
+            "INSERT INTO objects(id, nonce, ino, gen, kind, parent, name, verifier)"
+            " VALUES(?,?,?,?,?,?,?,?)",
+            (oid, nonce, ino, gen, int(kind), parent, name, verifier),
+        )
+        return (cur.lastrowid, nonce, ino, gen, int(kind), parent, name, verifier)
+
+    def set_hint(self, oid: int, parent: int, name: bytes) -> None:
+        self._write("UPDATE objects SET parent=?, name=? WHERE id=?", (parent, name, oid))
+
+    def set_inode(self, oid: int, ino: int, gen: int) -> None:
+        self._write("UPDATE objects SET ino=?, gen=? WHERE id=?", (ino, gen, oid))
+
+    def delete(self, oid: int) -> None:
+        self._write("DELETE FROM objects WHERE id=?", (oid,))

@@ -1,0 +1,2033 @@
+"""`LocalBackend`: the storage interface over a local directory, with write-once files.
+
+Published files live in the export directory as ordinary files; a file being written lives in
+the state directory until it is published by one `rename(2)`, so readers only ever see whole
+versions.
+
+Use: `LocalBackend(export_dir, state_dir=None, *, durable=True, node_cache=8192, dir_fds=512,
+read_fds=64, listings=16)`; beyond `Backend`: `problems()` (state files that could not be used
+at start-up, as (path, reason)), `close()` (also a context manager). Staging objects are
+`LocalStaging`: beyond `Staging` they have `quarantined`, `gone`, `target`, `verifier`;
+their `backend` is held weakly (no reference cycle).
+
+On disk
+-------
+::
+
+    DIR/                      the export (what clients see)
+    DIR/.nfsd/                state dir (default; never visible to clients; same file system)
+        lock                  flock'ed while a LocalBackend runs (one server per state dir)
+        handles.db            SQLite (WAL, synchronous=NORMAL): object id -> inode, generation,
+                              (parent id, name) hint, kind, EXCLUSIVE4 verifier (see handles.py)
+        handles.db-wal/-shm   SQLite's
+        staging/<sid>.data    content of an unpublished version (the inode that gets published)
+        staging/<sid>.rec     JSON record of that staging object
+        staging/<sid>.rec.tmp a record being replaced (removed at start-up)
+
+A record holds: id, handle, is_new, viewer (hex), the protocol's `record` dict, the data file's
+inode and generation, the publication target (new files: dir handle + name), `exclusive`,
+`verifier`, `gone` (its name was removed), `dirty`, the size when it was written, and for
+copy-on-write versions without reflink the base version's identity (inode, generation, size,
+mtime), the base limit and the written extents. The first record is written in place when the
+staging object is created (one write(2): a killed server leaves all or nothing); later ones
+replace it by tmp + rename. `sync()` makes data and record durable: fdatasync of the data, then
+(if the record changed, also `record` changed in place) fsync tmp, rename, fsync dir. Until the
+first `sync()` a staging object survives kill -9 but not a power loss.
+
+Memory and threads
+------------------
+One lock (`_Guard`) covers the caches: an LRU of object id -> `Node` (inode, generation, name
+hint), an LRU of directory O_PATH fds, open fds of published versions for `read`, sorted
+directory listings, and the staging registry. GETATTR of a cached object is a dict look-up and
+one statx; nothing is written to SQLite by read-only operations (except to repair a name hint
+after a local rename). Data I/O (pread, pwrite, fdatasync, copy_file_range) runs outside the
+lock, so `read`, `publish` and `Staging` methods can run in worker threads.
+
+Versions
+--------
+`stage_version` tries FICLONE (reflink, O(1) on btrfs/xfs). Otherwise it keeps the published
+version's fd open as the *base*, makes a sparse data file of the same size and records which byte
+ranges were written ("extents", only below the *base limit*, which truncation lowers). Reads take
+written ranges from the data file, the rest below the base limit from the base, beyond it from the
+data file (holes read as zeros). `publish` copies the still-clean ranges' *data* segments
+(SEEK_DATA/SEEK_HOLE, `copy_file_range`) into the data file, so a sparse 10 GB file with a small
+change costs what the change costs. Then the data file is renamed over the object's published name
+and the object id moves to the new inode: handle and fileid stay, `change` (ctime) moves. Other
+hard links to the old inode keep the old content, as with an editor's write-and-rename. The
+new version takes the published version's mode and owner at publish; ACLs and extended attributes
+are not carried over.
+
+Crash safety: `rename` is the only step that changes what is published. Before it, the record
+names the publication target (`publishing`); at start-up a record whose data file is gone is
+finished if its inode sits at the target (database updated, record removed), and a record whose
+data file still exists is simply resumed as an unpublished staging object. A recovered version
+whose base is no longer the published version (or was modified) and whose extents do not cover
+the base range is quarantined (`staging.quarantined`, `record['quarantined']`); publishing it
+raises IOFailure. Unreadable records are skipped and listed by `problems()`.
+
+Known limits
+------------
+* Generation = birth time (statx STATX_BTIME). On file systems without it (or without statx)
+  the generation is 0 and an inode number re-used behind the server's back (local delete +
+  create) aliases the old handle. Deletes through the backend drop the id, so they never alias.
+* Renames by local programs: directories are followed through cached O_PATH fds (until evicted
+  or restart); a file renamed within its directory is found again by scanning that directory for
+  its inode number; a file moved to another directory, or a directory moved while not cached,
+  becomes Stale. A directory moved outside the export by a local program stays reachable through
+  a cached fd (like knfsd's no_subtree_check).
+* A hard-linked file is found through the name it was last seen under; if that name is removed
+  by a local program, its handle is Stale until a lookup sees another link.
+* `change` is ctime: two changes within one tick of a coarse kernel clock (kernels without
+  multigrain timestamps) can share a value. Directory listings are only cached when the
+  directory's mtime/ctime is older than 50 ms, so listings never go stale that way; a version
+  publish waits for the new inode's ctime to exceed the old one's.
+* `durable=False` skips the fsyncs of `publish` (`sync()` is always durable).
+"""
+
+from __future__ import annotations
+
+import bisect
+import errno
+import fcntl
+import hashlib
+import json
+import os
+import stat as _stat
+import secrets
+import threading
+import time
+import weakref
+from collections import OrderedDict
+
+from . import interface as I
+from .handles import (ATIME, ATIME_NS, BLOCKS, CTIME, CTIME_NS, DEV_MAJ, DEV_MIN, GID, HANDLE_LEN,
+                      INO, MODE, MTIME, MTIME_NS, NLINK, RDEV_MAJ, RDEV_MIN, ROOT_ID, SIZE, UID,
+                      HandleDB, Node, fstatx, generation, handle_id, is_dir, make_handle, statx)
+from .oserror import RENAME_ERRORS, from_oserror
+
+__all__ = ["LocalBackend", "LocalStaging", "cookie_of", "check_name"]
+
+_NS = 1_000_000_000
+RACY_NS = 50_000_000  # a directory changed this recently may change again with the same mtime
+FICLONE = 0x40049409
+_O_PATHDIR = os.O_PATH | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC
+_O_LISTDIR = os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC
+_O_READ = os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC | os.O_NONBLOCK
+_COPY_FALLBACK = {errno.EXDEV, errno.EINVAL, errno.ENOSYS, errno.EOPNOTSUPP, errno.EBADF}
+_HAVE_PROC_FD = os.path.isdir("/proc/self/fd")
+
+_KIND = {
+    _stat.S_IFREG: I.Kind.REG, _stat.S_IFDIR: I.Kind.DIR, _stat.S_IFLNK: I.Kind.LNK,
+    _stat.S_IFBLK: I.Kind.BLK, _stat.S_IFCHR: I.Kind.CHR, _stat.S_IFIFO: I.Kind.FIFO,
+    _stat.S_IFSOCK: I.Kind.SOCK,
+}
+_MKNOD_TYPE = {I.Kind.FIFO: _stat.S_IFIFO, I.Kind.SOCK: _stat.S_IFSOCK,
+               I.Kind.BLK: _stat.S_IFBLK, I.Kind.CHR: _stat.S_IFCHR}
+REG, DIR, LNK = int(I.Kind.REG), int(I.Kind.DIR), int(I.Kind.LNK)
+
+
+# --------------------------------------------------------------------------- helpers
+def check_name(name) -> bytes:
+    """The name as bytes; InvalidName / NameTooLong for what may not be a directory entry."""
+    if type(name) is not bytes:
+        name = os.fsencode(name) if isinstance(name, str) else bytes(name)
+    if not name or name == b"." or name == b".." or b"/" in name or b"\0" in name:
+        raise I.InvalidName(repr(name))
+    if len(name) > I.NAME_MAX:
+        raise I.NameTooLong(f"{len(name)} bytes")
+    return name
+
+
+def cookie_of(name: bytes) -> int:
+    """READDIR cookie of a name: 63 bits of blake2b, never 0, 1 or 2 (reserved)."""
+    c = int.from_bytes(hashlib.blake2b(name, digest_size=8).digest(), "big") >> 1
+    return c if c >= 3 else c + 3
+
+
+def _attrs(st: tuple, oid: int) -> I.Attrs:
+    c = st[CTIME] * _NS + st[CTIME_NS]
+    mode = st[MODE]
+    return I.Attrs(_KIND[mode & 0o170000], mode & 0o7777, st[NLINK], st[UID], st[GID], st[SIZE],
+                   st[BLOCKS] * 512, (st[RDEV_MAJ], st[RDEV_MIN]), oid,
+                   st[ATIME] * _NS + st[ATIME_NS], st[MTIME] * _NS + st[MTIME_NS], c, c)
+
+
+def _ctime(st: tuple) -> int:
+    return st[CTIME] * _NS + st[CTIME_NS]
+
+
+def _mtime(st: tuple) -> int:
+    return st[MTIME] * _NS + st[MTIME_NS]
+
+
+def _atime(st: tuple) -> int:
+    return st[ATIME] * _NS + st[ATIME_NS]
+
+
+def _unlink_quiet(name: str, dir_fd: int) -> None:
+    try:
+        os.unlink(name, dir_fd=dir_fd)
+    except FileNotFoundError:
+        pass
+
+
+def _close_quiet(fd) -> None:
+    if fd is not None:
+        try:
+            os.close(fd)
+        except OSError:
+            pass
+
+
+def _pread_full(fd: int, count: int, offset: int) -> bytes:
+    """pread that pads a short read (a file shorter than expected) with zeros."""
+    data = os.pread(fd, count, offset)
+    if len(data) < count:
+        data += bytes(count - len(data))
+    return data
+
+
+# --------------------------------------------------------------------------- staging
+class LocalStaging(I.Staging):
+    """A private version: a data file in the staging dir, plus (without reflink) a pinned base.
+
+    Public attributes beyond `Staging`: `quarantined` (None or the reason a recovered version
+    cannot be published), `gone` (its transient name was removed), `target` ((dir handle, name)
+    for new files, else None), `verifier`. `backend` is held weakly (no reference cycle).
+    """
+
+    def __init__(self, *, backend, sid, handle, is_new, viewer, record, fd, ino, gen,
+                 staging_fd, size, created_ns):
+        self._backend = weakref.ref(backend)  # no cycle: dropping the backend frees it
+        self.id = sid
+        self.handle = handle
+        self.oid = handle_id(handle)
+        self.is_new = is_new
+        self.viewer = viewer
+        self.record = record
+        self.dirty = False
+        self.gone = False
+        self.quarantined = None
+        self.verifier = None
+        self.exclusive = False
+        self.target_dir: bytes | None = None
+        self.target_name: bytes | None = None
+        self.fd = fd
+        self.ino = ino
+        self.gen = gen
+        self._sfd = staging_fd
+        self._size = size
+        self._base_fd = None  # pinned published version (copy-on-write without reflink)
+        self._base_ident = None  # identity of the version we started from
+        self._limit = 0  # below it, unwritten bytes come from the base
+        self._starts: list[int] = []  # written extents below the limit, sorted, disjoint
+        self._ends: list[int] = []
+        self._unsynced = False
+        self._rec_dirty = True
+        self._publishing = None
+        self._created_ns = created_ns
+        self._rlock = threading.Lock()
+        self._finished = False
+        self._written_record = None  # `record` as last written, to notice in-place changes
+
+    def __repr__(self):  # pragma: no cover - debugging aid
+        kind = "new" if self.is_new else "version"
+        return f"<LocalStaging {self.id} {kind} oid={self.oid} size={self._size}>"
+
+    @property
+    def backend(self):
+        """The backend that made this staging object (None once it is gone)."""
+        return self._backend()
+
+    @property
+    def target(self):
+        return None if self.target_dir is None else (self.target_dir, self.target_name)
+
+    @property
+    def data_name(self) -> str:
+        return f"{self.id}.data"
+
+    @property
+    def record_name(self) -> str:
+        return f"{self.id}.rec"
+
+    # ---- content
+    def _check(self) -> None:
+        if self._finished:
+            raise I.Invalid("staging object already published or discarded")
+
+    def write(self, offset: int, data) -> int:
+        self._check()
+        if offset < 0:
+            raise I.Invalid("negative offset")
+        mv = data if type(data) is memoryview else memoryview(data)
+        if mv.itemsize != 1 or mv.ndim != 1:
+            mv = mv.cast("B")
+        n = mv.nbytes
+        fd = self.fd
+        try:
+            done = os.pwrite(fd, mv, offset)
+            while done < n:
+                w = os.pwrite(fd, mv[done:], offset + done)
+                if w <= 0:
+                    raise I.IOFailure("short write")
+                done += w
+        except OSError as e:
+            raise from_oserror(e) from None
+        if n:
+            end = offset + n
+            if self._base_fd is not None and offset < self._limit:
+                self._mark(offset, min(end, self._limit))
+            if end > self._size:
+                self._size = end
+            self._unsynced = True
+            if not self.dirty:
+                self.dirty = True
+                self._rec_dirty = True
+        return n
+
+    def read(self, offset: int, count: int) -> tuple[bytes, bool]:
+        self._check()
+        size = self._size
+        if offset < 0 or count < 0:
+            raise I.Invalid("negative offset or count")
+        if offset >= size or count == 0:
+            return b"", offset >= size
+        end = min(offset + count, size)
+        try:
+            if self._base_fd is None or offset >= self._limit:
+                data = _pread_full(self.fd, end - offset, offset)
+            else:
+                base = self._base_fd
+                data = b"".join([_pread_full(base if b else self.fd, e - s, s)
+                                 for s, e, b in self._segments(offset, end)])
+        except OSError as e:
+            raise from_oserror(e) from None
+        return data, end >= size
+
+    def truncate(self, size: int) -> None:
+        self._check()
+        if size < 0:
+            raise I.Invalid("negative size")
+        try:
+            os.ftruncate(self.fd, size)
+        except OSError as e:
+            raise from_oserror(e) from None
+        if self._base_fd is not None and size < self._limit:
+            self._limit = size
+            self._clip(size)
+            self._rec_dirty = True
+            self._maybe_release_base()
+        self._size = size
+        self._unsynced = True
+        if not self.dirty:
+            self.dirty = True
+            self._rec_dirty = True
+
+    def size(self) -> int:
+        return self._size
+
+    def attrs(self) -> I.Attrs:
+        self._check()
+        try:
+            st = fstatx(self.fd)
+        except OSError as e:
+            raise from_oserror(e) from None
+        return _attrs(st, self.oid)
+
+    def set_record(self, record: dict) -> None:
+        self._check()
+        self.record = record
+        self._rec_dirty = True
+
+    def sync(self) -> None:
+        """fdatasync the data if written since; rewrite the record durably if it changed
+        (also when the protocol layer changed `record` in place)."""
+        self._check()
+        try:
+            if self._unsynced:
+                os.fdatasync(self.fd)
+                self._unsynced = False
+            if self._rec_dirty or self._record_json() != self._written_record:
+                self._write_record(durable=True)
+        except OSError as e:
+            raise from_oserror(e) from None
+
+    # ---- dirty extents (only below the base limit; only while a base is pinned)
+    def _mark(self, s: int, e: int) -> None:
+        starts, ends = self._starts, self._ends
+        i = bisect.bisect_left(ends, s)  # first extent ending at or after s (touching merges)
+        j = bisect.bisect_right(starts, e)  # first extent starting after e
+        if i < j:
+            s = min(s, starts[i])
+            e = max(e, ends[j - 1])
+        elif i < len(starts) and starts[i] == s and ends[i] == e:
+            return
+        starts[i:j] = [s]
+        ends[i:j] = [e]
+        self._rec_dirty = True
+        self._maybe_release_base()
+
+    def _clip(self, size: int) -> None:
+        j = bisect.bisect_left(self._starts, size)
+        del self._starts[j:], self._ends[j:]
+        if self._ends and self._ends[-1] > size:
+            self._ends[-1] = size
+
+    def _maybe_release_base(self) -> None:
+        """Drop the base once nothing is read from it any more."""
+        starts, ends = self._starts, self._ends
+        if self._limit == 0 or (starts and starts[0] == 0 and ends[0] >= self._limit):
+            self._release_base()
+
+    def _release_base(self) -> None:
+        _close_quiet(self._base_fd)
+        self._base_fd = None
+        self._limit = 0
+        self._starts, self._ends = [], []
+        self._rec_dirty = True
+
+    def _segments(self, a: int, b: int):
+        """(start, end, from_base) pieces covering [a, b)."""
+        starts, ends, limit = self._starts, self._ends, self._limit
+        i = bisect.bisect_right(ends, a)
+        n = len(starts)
+        pos = a
+        while pos < b:
+            if i < n and starts[i] <= pos:
+                e = min(ends[i], b)
+                yield pos, e, False
+                i += 1
+            else:
+                e = min(starts[i], b) if i < n else b
+                if pos < limit:
+                    m = min(e, limit)
+                    yield pos, m, True
+                    if m < e:
+                        yield m, e, False
+                else:
+                    yield pos, e, False
+            pos = e
+
+    def _clean(self, a: int, b: int):
+        """Unwritten ranges within [a, b)."""
+        pos = a
+        for s, e in zip(self._starts, self._ends):
+            if e <= pos:
+                continue
+            if s >= b:
+                break
+            if s > pos:
+                yield pos, s
+            pos = max(pos, e)
+        if pos < b:
+            yield pos, b
+
+    def _fill(self) -> None:
+        """Copy what still comes from the base into the data file; afterwards no base."""
+        base = self._base_fd
+        if base is None:
+            return
+        st = fstatx(self.fd)
+        for a, b in list(self._clean(0, self._limit)):
+            pos = a
+            while pos < b:
+                try:
+                    d = os.lseek(base, pos, os.SEEK_DATA)
+                except OSError as e:
+                    if e.errno == errno.ENXIO:
+                        break
+                    d = pos
+                if d >= b:
+                    break
+                try:
+                    h = min(os.lseek(base, d, os.SEEK_HOLE), b)
+                except OSError:
+                    h = b
+                self._copy(base, d, h)
+                pos = h
+        os.utime(self.fd, ns=(_atime(st), _mtime(st)))
+        self._release_base()
+        self._unsynced = True
+
+    def _copy(self, src: int, a: int, b: int) -> None:
+        dst = self.fd
+        pos = a
+        while pos < b:
+            try:
+                n = os.copy_file_range(src, dst, b - pos, pos, pos)
+            except OSError as e:
+                if e.errno not in _COPY_FALLBACK:
+                    raise
+                n = -1
+            if n == 0:
+                return  # the base is shorter than it was: the rest reads as zeros anyway
+            if n < 0:
+                chunk = os.pread(src, min(b - pos, 1 << 20), pos)
+                if not chunk:
+                    return
+                n = os.pwrite(dst, chunk, pos)
+            pos += n
+
+    # ---- record
+    def _record_json(self) -> str:
+        try:
+            return json.dumps(self.record, sort_keys=True, separators=(",", ":"))
+        except (TypeError, ValueError) as e:
+            raise I.Invalid(f"record is not JSON: {e}") from None
+
+    def _to_json(self) -> dict:
+        return {
+            "v": 1, "id": self.id, "handle": self.handle.hex(), "is_new": self.is_new,
+            "viewer": self.viewer.hex(), "record": self.record, "ino": self.ino, "gen": self.gen,
+            "dir": None if self.target_dir is None else self.target_dir.hex(),
+            "name": None if self.target_name is None else self.target_name.hex(),
+            "exclusive": self.exclusive,
+            "verifier": None if self.verifier is None else bytes(self.verifier).hex(),
+            "gone": self.gone, "dirty": self.dirty, "size": self._size,
+            "base": self._base_ident, "limit": self._limit,
+            "extents": [[s, e] for s, e in zip(self._starts, self._ends)],
+            "quarantined": self.quarantined, "publishing": self._publishing,
+            "created_ns": self._created_ns, "written_ns": time.time_ns(),
+        }
+
+    def _write_record(self, durable: bool, first: bool = False) -> None:
+        """Atomically replace the record file; durable: fsync file and staging dir too.
+        first: there is no record yet, write it in place (one small write(2): a killed
+        process leaves all of it or none of it)."""
+        with self._rlock:
+            if self._finished:
+                return
+            written = self._record_json()
+            try:
+                data = json.dumps(self._to_json(), separators=(",", ":")).encode()
+            except (TypeError, ValueError) as e:
+                raise I.Invalid(f"record is not JSON: {e}") from None
+            tmp = self.record_name if first else self.record_name + ".tmp"
+            flags = os.O_EXCL if first else os.O_TRUNC
+            fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | flags | os.O_CLOEXEC, 0o600,
+                         dir_fd=self._sfd)
+            try:
+                view = memoryview(data)
+                while view:
+                    view = view[os.write(fd, view):]
+                if durable:
+                    os.fsync(fd)
+            finally:
+                os.close(fd)
+            if not first:
+                os.rename(tmp, self.record_name, src_dir_fd=self._sfd, dst_dir_fd=self._sfd)
+            if durable:
+                os.fsync(self._sfd)
+            self._rec_dirty = not durable
+            self._written_record = written
+
+    def _close(self) -> None:
+        with self._rlock:
+            self._finished = True
+            _close_quiet(self.fd)
+            _close_quiet(self._base_fd)
+            self._base_fd = None
+
+    def _remove_files(self) -> None:
+        _unlink_quiet(self.data_name, self._sfd)
+        _unlink_quiet(self.record_name, self._sfd)
+
+
+# --------------------------------------------------------------------------- pinned versions
+class _Version:
+    """An open published version (open_version): read/attrs/close on a pinned fd."""
+
+    __slots__ = ("fd", "oid", "ino", "gen", "size", "refs", "evicted")
+
+    def __init__(self, fd: int, oid: int, st: tuple):
+        self.fd = fd
+        self.oid = oid
+        self.ino = st[INO]
+        self.gen = generation(st)
+        self.size = st[SIZE]
+        self.refs = 1
+        self.evicted = False
+
+    def read(self, offset: int, count: int) -> tuple[bytes, bool]:
+        if self.fd is None:
+            raise I.Invalid("version closed")
+        if offset < 0 or count < 0:
+            raise I.Invalid("negative offset or count")
+        try:
+            data = os.pread(self.fd, count, offset)
+        except OSError as e:
+            raise from_oserror(e) from None
+        return data, len(data) < count or offset + len(data) >= self.size
+
+    def attrs(self) -> I.Attrs:
+        if self.fd is None:
+            raise I.Invalid("version closed")
+        try:
+            return _attrs(fstatx(self.fd), self.oid)
+        except OSError as e:
+            raise from_oserror(e) from None
+
+    def close(self) -> None:
+        fd, self.fd = self.fd, None
+        _close_quiet(fd)
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.close()
+
+
+# --------------------------------------------------------------------------- backend
+class _Guard:
+    """The backend lock. Directory fds evicted from the cache while it is held are closed only
+    when the outermost holder leaves, so an fd obtained during an operation stays valid
+    until that operation ends."""
+
+    __slots__ = ("_lock", "_depth", "grave")
+
+    def __init__(self):
+        self._lock = threading.RLock()
+        self._depth = 0
+        self.grave: list[int] = []
+
+    def __enter__(self):
+        self._lock.acquire()
+        self._depth += 1
+
+    def __exit__(self, *exc):
+        self._depth -= 1
+        if not self._depth and self.grave:
+            for fd in self.grave:
+                _close_quiet(fd)
+            self.grave.clear()
+        self._lock.release()
+
+
+class LocalBackend(I.Backend):
+    """The export directory `export_dir`, with its state in `state_dir` (default DIR/.nfsd).
+
+    Keyword options: `durable` (fsync in publish, default True), cache sizes `node_cache`
+    (objects), `dir_fds` (O_PATH directory fds), `read_fds` (open published versions for
+    `read`), `listings` (sorted directory listings). Extra methods: `problems()`, `close()`.
+    """
+
+    def __init__(self, export_dir, state_dir=None, *, durable: bool = True,
+                 node_cache: int = 8192, dir_fds: int = 512, read_fds: int = 64,
+                 listings: int = 16):
+        self._guard = _Guard()
+        self._durable = durable
+        self._node_cap = max(16, node_cache)
+        self._dirfd_cap = max(4, dir_fds)
+        self._reader_cap = max(1, read_fds)
+        self._listing_cap = max(1, listings)
+        self._root_user = os.geteuid() == 0
+        self._problems: list[tuple[str, str]] = []
+        self._closed = False
+
+        export_dir = os.path.abspath(os.fsdecode(export_dir))
+        os.makedirs(export_dir, exist_ok=True)
+        state_dir = os.path.join(export_dir, ".nfsd") if state_dir is None \
+            else os.path.abspath(os.fsdecode(state_dir))
+        est = os.stat(export_dir)
+        existing = state_dir
+        while not os.path.exists(existing):
+            existing = os.path.dirname(existing)
+        if os.stat(existing).st_dev != est.st_dev:
+            raise ValueError(f"state dir {state_dir} must be on the same file system as the "
+                             f"export {export_dir} (publishing is a rename)")
+        os.makedirs(state_dir, mode=0o700, exist_ok=True)
+        sst = os.stat(state_dir)
+        if est.st_dev != sst.st_dev:
+            raise ValueError(f"state dir {state_dir} must be on the same file system as the "
+                             f"export {export_dir} (publishing is a rename)")
+        if est.st_ino == sst.st_ino:
+            raise ValueError("the state dir cannot be the export dir itself")
+        self.export_dir, self.state_dir = export_dir, state_dir
+        self._state_ino = sst.st_ino
+
+        self._lockfile = open(os.path.join(state_dir, "lock"), "a+b")
+        try:
+            fcntl.flock(self._lockfile, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            self._lockfile.close()
+            raise RuntimeError(f"state dir {state_dir} is in use by another LocalBackend "
+                               "(close() it first)") from None
+        fds = []
+        try:
+            self._root_fd = os.open(export_dir, _O_PATHDIR)
+            fds.append(self._root_fd)
+            staging = os.path.join(state_dir, "staging")
+            os.makedirs(staging, mode=0o700, exist_ok=True)
+            self._staging_fd = os.open(staging, _O_LISTDIR)
+            fds.append(self._staging_fd)
+            rst = fstatx(self._root_fd)
+            self._dev = (rst[DEV_MAJ], rst[DEV_MIN])
+            self._db = HandleDB(os.path.join(state_dir, "handles.db"))
+        except BaseException:
+            for fd in fds:
+                _close_quiet(fd)
+            self._lockfile.close()
+            raise
+        self._inst = self._db.instance
+        self._nodes: OrderedDict[int, Node] = OrderedDict()
+        self._by_ino: dict[tuple[int, int], int] = {}
+        self._dirfds: OrderedDict[int, int] = OrderedDict()
+        self._readers: OrderedDict[int, _Version] = OrderedDict()
+        self._listings: OrderedDict[int, tuple] = OrderedDict()
+        self._stagings: dict[str, LocalStaging] = {}
+        self._by_oid: dict[int, list[LocalStaging]] = {}
+        self._transient: dict[int, dict[bytes, list[LocalStaging]]] = {}
+        try:
+            self._root = self._init_root(rst)
+            self._recover()
+        except BaseException:
+            self.close()
+            raise
+
+    def _init_root(self, rst: tuple) -> Node:
+        row = self._db.get(ROOT_ID)
+        ino, gen = rst[INO], generation(rst)
+        if row is None:
+            row = self._db.insert(ino, gen, DIR, ROOT_ID, b"", oid=ROOT_ID)
+        elif (row[2], row[3]) != (ino, gen):
+            self._db.set_inode(ROOT_ID, ino, gen)  # the export dir itself was re-created
+            row = self._db.get(ROOT_ID)
+        oid, nonce, ino, gen, kind, parent, name, verifier = row
+        handle = make_handle(self._inst, oid, nonce)
+        node = Node(oid, handle, ino, gen, kind, parent, name, verifier)
+        self._by_ino[(ino, gen)] = ROOT_ID
+        return node
+
+    # ------------------------------------------------------------------ lifecycle
+    def close(self) -> None:
+        """Release fds, the database and the state-dir lock. Staging objects stay on disk."""
+        with self._guard:
+            if self._closed:
+                return
+            self._closed = True
+            for s in list(self._stagings.values()):
+                s._close()
+            self._guard.grave.extend(self._dirfds.values())
+            for v in self._readers.values():
+                v.close()
+            self._dirfds.clear()
+            self._readers.clear()
+            _close_quiet(self._root_fd)
+            _close_quiet(self._staging_fd)
+            self._db.close()
+            self._lockfile.close()
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.close()
+
+    def problems(self) -> list[tuple[str, str]]:
+        """(path, reason) for every state file that could not be used (found at start-up)."""
+        with self._guard:
+            return list(self._problems)
+
+    # ------------------------------------------------------------------ identity
+    def root(self) -> bytes:
+        return self._root.handle
+
+    def fsid(self) -> tuple[int, int]:
+        return int.from_bytes(self._inst[:4], "big"), int.from_bytes(self._inst[4:], "big")
+
+    # ------------------------------------------------------------------ node cache (lock held)
+    def _node(self, handle) -> Node:
+        if type(handle) is not bytes:
+            handle = bytes(handle)
+        if len(handle) != HANDLE_LEN or handle[:8] != self._inst:
+            raise I.Stale("not a handle of this export")
+        node = self._node_by_id(int.from_bytes(handle[8:16], "big"))
+        if node.handle != handle:
+            raise I.Stale("object id re-used")
+        return node
+
+    def _node_by_id(self, oid: int) -> Node:
+        if oid == ROOT_ID:
+            return self._root
+        node = self._nodes.get(oid)
+        if node is not None:
+            self._nodes.move_to_end(oid)
+            return node
+        row = self._db.get(oid)
+        if row is None:
+            raise I.Stale("no such object")
+        return self._remember(row)
+
+    def _remember(self, row) -> Node:
+        oid, nonce, ino, gen, kind, parent, name, verifier = row
+        node = Node(oid, make_handle(self._inst, oid, nonce), ino, gen, kind, parent,
+                    None if name is None else bytes(name), verifier)
+        self._nodes[oid] = node
+        self._by_ino[(ino, gen)] = oid
+        while len(self._nodes) > self._node_cap:
+            old_id, old = self._nodes.popitem(last=False)
+            if self._by_ino.get((old.ino, old.gen)) == old_id:
+                del self._by_ino[(old.ino, old.gen)]
+        return node
+
+    def _forget(self, oid: int) -> None:
+        """The object no longer exists: drop it from memory and from the database."""
+        node = self._nodes.pop(oid, None)
+        if node is not None and self._by_ino.get((node.ino, node.gen)) == oid:
+            del self._by_ino[(node.ino, node.gen)]
+        fd = self._dirfds.pop(oid, None)
+        if fd is not None:
+            self._guard.grave.append(fd)
+        self._drop_reader(oid)
+        self._listings.pop(oid, None)
+        if oid != ROOT_ID:
+            self._db.delete(oid)
+
+    def _set_hint(self, node: Node, parent: int, name: bytes) -> None:
+        node.parent, node.name, node.miss = parent, name, None
+        if node.alt:
+            node.alt.discard((parent, name))
+        self._db.set_hint(node.id, parent, name)
+
+    def _add_alt(self, node: Node, parent: int, name: bytes) -> None:
+        if node.alt is None:
+            node.alt = set()
+        if len(node.alt) < 32:
+            node.alt.add((parent, name))
+
+    def _same(self, st: tuple, node: Node) -> bool:
+        return (st[INO] == node.ino and st[DEV_MAJ] == self._dev[0] and st[DEV_MIN] == self._dev[1]
+                and generation(st) == node.gen)
+
+    def _is_state(self, st: tuple) -> bool:
+        return st[INO] == self._state_ino and (st[DEV_MAJ], st[DEV_MIN]) == self._dev
+
+    def _id_for(self, st: tuple, parent: int, name: bytes) -> Node:
+        """The object at `parent`/`name` with stat `st`: known id, or a new one."""
+        return self._ids_for(parent, [(name, st)])[0]
+
+    def _ids_for(self, parent: int, items) -> list[Node]:
+        """Nodes for [(name, stat)] entries of directory `parent`; one query and one
+        transaction for all the inodes not in memory."""
+        nodes = []
+        missing = []
+        by_ino, cache = self._by_ino, self._nodes
+        for name, st in items:
+            key = (st[INO], generation(st))
+            oid = by_ino.get(key)
+            node = None
+            if oid is not None:
+                node = self._root if oid == ROOT_ID else cache.get(oid)
+            if node is None:
+                missing.append(len(nodes))
+            else:
+                if oid != ROOT_ID:
+                    cache.move_to_end(oid)
+                self._adopt(node, st, parent, name)
+            nodes.append(node)
+        if missing:
+            keys = [(items[i][1][INO], generation(items[i][1])) for i in missing]
+            rows = self._db.find_many(keys) if len(keys) > 1 else {}
+            if len(keys) == 1:
+                row = self._db.find(*keys[0])
+                if row is not None:
+                    rows[keys[0]] = row
+            self._db.hold()
+            try:
+                for i, key in zip(missing, keys):
+                    name, st = items[i]
+                    row = rows.get(key)
+                    if row is None:
+                        kind = _KIND[st[MODE] & 0o170000]
+                        node = self._remember(self._db.insert(key[0], key[1], kind, parent, name))
+                        rows[key] = (node.id, int.from_bytes(node.handle[16:], "big"), key[0],
+                                     key[1], int(kind), parent, name, None)
+                    else:
+                        node = self._remember(row)
+                        self._adopt(node, st, parent, name)
+                    nodes[i] = node
+            finally:
+                self._db.release()
+        return nodes
+
+    def _adopt(self, node: Node, st: tuple, parent: int, name: bytes) -> None:
+        """`node` was just seen at parent/name: keep its name hint right."""
+        if node.parent != parent or node.name != name:
+            if node.kind == DIR or st[NLINK] <= 1:
+                self._set_hint(node, parent, name)  # renamed behind our back
+            elif node.id != ROOT_ID:
+                self._add_alt(node, parent, name)
+
+    # ------------------------------------------------------------------ finding objects (lock held)
+    def _dirfd(self, node: Node) -> int:
+        """An O_PATH fd of directory `node` (cached); Stale if it cannot be found."""
+        if node.id == ROOT_ID:
+            return self._root_fd
+        fd = self._dirfds.get(node.id)
+        if fd is not None:
+            self._dirfds.move_to_end(node.id)
+            return fd
+        chain = []
+        n = node
+        while True:
+            chain.append(n)
+            if len(chain) > 4096 or n.parent is None:
+                raise I.Stale("directory chain broken")
+            p = self._node_by_id(n.parent)
+            if p.kind != DIR:
+                raise I.Stale("directory chain broken")
+            if p.id == ROOT_ID:
+                fd = self._root_fd
+                break
+            fd = self._dirfds.get(p.id)
+            if fd is not None:
+                break
+            n = p
+        for n in reversed(chain):
+            fd = self._open_dir(fd, n)
+        while len(self._dirfds) > self._dirfd_cap:
+            self._guard.grave.append(self._dirfds.popitem(last=False)[1])
+        return fd
+
+    def _open_dir(self, pfd: int, node: Node) -> int:
+        if node.name is not None:
+            try:
+                fd = os.open(node.name, _O_PATHDIR, dir_fd=pfd)
+            except OSError:
+                fd = None
+            if fd is not None:
+                if self._same(fstatx(fd), node):
+                    self._dirfds[node.id] = fd
+                    return fd
+                os.close(fd)
+        found = self._search(pfd, node)
+        if found is None:
+            raise I.Stale("directory not found")
+        self._set_hint(node, node.parent, found[0])
+        fd = os.open(found[0], _O_PATHDIR, dir_fd=pfd)
+        if not self._same(fstatx(fd), node):
+            os.close(fd)
+            raise I.Stale("directory not found")
+        self._dirfds[node.id] = fd
+        return fd
+
+    def _search(self, pfd: int, node: Node):
+        """Scan a directory for the node's inode: (name, stat) or None."""
+        try:
+            pst = fstatx(pfd)
+            key = _ctime(pst)
+            if node.miss == key:
+                return None
+            lfd = os.open(".", _O_LISTDIR, dir_fd=pfd)
+            try:
+                with os.scandir(lfd) as it:
+                    names = [os.fsencode(e.name) for e in it if e.inode() == node.ino]
+            finally:
+                os.close(lfd)
+        except OSError:
+            return None
+        for name in names:
+            try:
+                st = statx(pfd, name)
+            except OSError:
+                continue
+            if self._same(st, node):
+                return name, st
+        if time.time_ns() - key > RACY_NS:
+            node.miss = key
+        return None
+
+    def _find_file(self, node: Node) -> tuple[int, bytes, tuple]:
+        """(parent fd, name, stat) of a published non-directory; Stale if it is gone."""
+        if node.parent is None:
+            raise I.Stale("no name")
+        parent = self._node_by_id(node.parent)
+        if parent.kind != DIR:
+            raise I.Stale("no parent")
+        pfd = self._dirfd(parent)
+        name = node.name
+        if name is not None:
+            try:
+                st = statx(pfd, name)
+            except OSError:
+                st = None
+            if st is not None and self._same(st, node):
+                return pfd, name, st
+        for p, n in list(node.alt or ()):
+            try:
+                afd = self._dirfd(self._node_by_id(p))
+                st = statx(afd, n)
+            except (OSError, I.BackendError):
+                node.alt.discard((p, n))
+                continue
+            if self._same(st, node):
+                self._set_hint(node, p, n)
+                return afd, n, st
+            node.alt.discard((p, n))
+        found = self._search(pfd, node)
+        if found is None:
+            raise I.Stale("file not found")
+        self._set_hint(node, node.parent, found[0])
+        return pfd, found[0], found[1]
+
+    def _stat_node(self, node: Node) -> tuple:
+        """Current stat of a published object, verified to be that object."""
+        if node.kind == DIR:
+            fd = self._dirfd(node)
+            st = fstatx(fd)
+            if st[NLINK] == 0:
+                if node.id in self._dirfds:
+                    self._guard.grave.append(self._dirfds.pop(node.id))
+                raise I.Stale("directory removed")
+            return st
+        return self._find_file(node)[2]
+
+    def _dir(self, handle) -> tuple[Node, int]:
+        node = self._node(handle)
+        if node.kind != DIR or self._new_staging(node.id) is not None:
+            raise I.NotDir()
+        return node, self._dirfd(node)
+
+    def _child(self, dfd: int, name: bytes):
+        """Stat of a visible entry, or None (absent, the state dir, another file system)."""
+        try:
+            st = statx(dfd, name)
+        except OSError as e:
+            if e.errno in (errno.ENOENT, errno.ENOTDIR):
+                return None
+            raise
+        if st[DEV_MAJ] != self._dev[0] or st[DEV_MIN] != self._dev[1] or st[INO] == self._state_ino:
+            return None
+        return st
+
+    def _child_any(self, dfd: int, name: bytes):
+        """Stat of any entry (hidden ones too) or None; for names about to be created/replaced."""
+        try:
+            return statx(dfd, name)
+        except OSError as e:
+            if e.errno in (errno.ENOENT, errno.ENOTDIR):
+                return None
+            raise
+
+    def _not_found(self, dfd: int) -> I.BackendError:
+        try:
+            if fstatx(dfd)[NLINK] == 0:
+                return I.Stale("directory removed")
+        except OSError:
+            pass
+        return I.NotFound()
+
+    def _dir_changed(self, dir_id: int) -> None:
+        self._listings.pop(dir_id, None)
+
+    def _unlinked(self, st: tuple, dir_id: int, name: bytes) -> None:
+        """A name with stat `st` (taken before) was removed or replaced."""
+        oid = self._by_ino.get((st[INO], generation(st)))
+        if oid is None:
+            row = self._db.find(st[INO], generation(st))
+            if row is None:
+                return
+            oid = row[0]
+        if oid == ROOT_ID:
+            return
+        if is_dir(st) or st[NLINK] <= 1:
+            self._forget(oid)
+            return
+        node = self._nodes.get(oid)
+        if node is None:
+            return
+        if node.alt:
+            node.alt.discard((dir_id, name))
+        if (node.parent, node.name) == (dir_id, name) and node.alt:
+            p, n = node.alt.pop()
+            self._set_hint(node, p, n)
+
+    # ------------------------------------------------------------------ staging registry
+    def _new_staging(self, oid: int):
+        sts = self._by_oid.get(oid)
+        if sts and sts[0].is_new:
+            return sts[0]
+        return None
+
+    def _register(self, s: LocalStaging) -> None:
+        self._stagings[s.id] = s
+        self._by_oid.setdefault(s.oid, []).append(s)
+        if s.is_new and not s.gone:
+            self._tn_add(s)
+
+    def _unregister(self, s: LocalStaging) -> None:
+        self._stagings.pop(s.id, None)
+        sts = self._by_oid.get(s.oid)
+        if sts is not None:
+            if s in sts:
+                sts.remove(s)
+            if not sts:
+                del self._by_oid[s.oid]
+        if s.is_new:
+            self._tn_del(s)
+
+    def _tn_add(self, s: LocalStaging) -> None:
+        d = self._transient.setdefault(handle_id(s.target_dir), {})
+        d.setdefault(s.target_name, []).append(s)
+
+    def _tn_del(self, s: LocalStaging) -> None:
+        dir_id = handle_id(s.target_dir)
+        d = self._transient.get(dir_id)
+        if not d:
+            return
+        lst = d.get(s.target_name)
+        if lst and s in lst:
+            lst.remove(s)
+            if not lst:
+                del d[s.target_name]
+                if not d:
+                    del self._transient[dir_id]
+
+    def _transients(self, dir_id: int, name: bytes, viewer) -> list[LocalStaging]:
+        d = self._transient.get(dir_id)
+        if not d:
+            return []
+        lst = d.get(name)
+        if not lst:
+            return []
+        return [s for s in lst if s.viewer == viewer]
+
+    def _reserved(self, dir_id: int, name: bytes) -> bool:
+        d = self._transient.get(dir_id)
+        return bool(d and any(s.exclusive for s in d.get(name, ())))
+
+    def _view(self, sts: list[LocalStaging], viewer):
+        """The staging whose attributes `viewer` sees, or None for the published version."""
+        for s in reversed(sts):
+            if s.viewer == viewer and (s.is_new or s.dirty):
+                return s
+        if sts[0].is_new:
+            return sts[-1]
+        return None
+
+    # ------------------------------------------------------------------ namespace
+    def getattr(self, handle, viewer=None) -> I.Attrs:
+        with self._guard:
+            try:
+                node = self._node(handle)
+                sts = self._by_oid.get(node.id)
+                if sts:
+                    s = self._view(sts, viewer)
+                    if s is not None:
+                        return s.attrs()
+                return _attrs(self._stat_node(node), node.id)
+            except OSError as e:
+                raise from_oserror(e) from None
+
+    def lookup(self, dir, name, viewer=None) -> bytes:
+        name = check_name(name)
+        with self._guard:
+            try:
+                node, dfd = self._dir(dir)
+                if viewer is not None and node.id in self._transient:
+                    mine = self._transients(node.id, name, viewer)
+                    if mine:
+                        return mine[-1].handle
+                st = self._child(dfd, name)
+                if st is None:
+                    raise self._not_found(dfd)
+                return self._id_for(st, node.id, name).handle
+            except OSError as e:
+                raise from_oserror(e) from None
+
+    def parent(self, handle) -> bytes:
+        with self._guard:
+            try:
+                node = self._node(handle)
+                if node.id == ROOT_ID:
+                    return node.handle
+                s = self._new_staging(node.id)
+                if s is not None:
+                    return s.target_dir
+                if node.kind != DIR:
+                    self._find_file(node)
+                    return self._node_by_id(node.parent).handle
+                self._stat_node(node)  # Stale if removed
+                pst = statx(self._dirfd(node), b"..")
+                try:
+                    p = self._node_by_id(node.parent)
+                    if p.kind == DIR and self._same(pst, p):
+                        return p.handle
+                except I.Stale:
+                    pass
+                # moved by a local program: find the new parent among known directories
+                oid = self._by_ino.get((pst[INO], generation(pst)))
+                if oid is None:
+                    row = self._db.find(pst[INO], generation(pst))
+                    if row is None:
+                        raise I.Stale("parent unknown (moved outside the export?)")
+                    oid = row[0]
+                p = self._node_by_id(oid)
+                pfd = self._dirfd(p)
+                found = self._search(pfd, node)
+                if found is not None:
+                    self._set_hint(node, p.id, found[0])
+                return p.handle
+            except OSError as e:
+                raise from_oserror(e) from None
+
+    def readdir(self, dir, cookie: int, viewer=None):
+        with self._guard:
+            try:
+                node, pfd = self._dir(dir)
+                st = fstatx(pfd)
+                if st[NLINK] == 0:
+                    raise I.Stale("directory removed")
+                lfd = os.open(".", _O_LISTDIR, dir_fd=pfd)
+            except OSError as e:
+                raise from_oserror(e) from None
+            key = (st[INO], _mtime(st), _ctime(st))
+            cached = self._listings.get(node.id)
+            if cached is not None and cached[0] == key:
+                self._listings.move_to_end(node.id)
+            trans = []
+            d = self._transient.get(node.id) if viewer is not None else None
+            if d:
+                for name, lst in d.items():
+                    mine = [s for s in lst if s.viewer == viewer]
+                    if mine:
+                        trans.append((cookie_of(name), name, mine[-1]))
+                trans.sort(key=lambda t: (t[0], t[1]))
+        try:
+            if cached is None or cached[0] != key:
+                cookies, names = self._list(lfd)
+                if time.time_ns() - max(key[1], key[2]) > RACY_NS:
+                    with self._guard:
+                        self._listings[node.id] = (key, cookies, names)
+                        while len(self._listings) > self._listing_cap:
+                            self._listings.popitem(last=False)
+            else:
+                cookies, names = cached[1], cached[2]
+        except OSError as e:
+            os.close(lfd)
+            raise from_oserror(e) from None
+        except BaseException:
+            os.close(lfd)
+            raise
+        return self._iter_dir(node.id, lfd, cookies, names, cookie, trans)
+
+    def _list(self, lfd: int) -> tuple[list[int], list[bytes]]:
+        """Sorted (cookie, name) of a directory, the state dir left out."""
+        state = self._state_ino
+        fsencode = os.fsencode
+        with os.scandir(lfd) as it:
+            pairs = [(cookie_of(n), n) for n in
+                     [fsencode(e.name) for e in it if e.inode() != state]]
+        pairs.sort()
+        return [c for c, _ in pairs], [n for _, n in pairs]
+
+    def _iter_dir(self, dir_id, lfd, cookies, names, cookie, trans):
+        try:
+            i = bisect.bisect_right(cookies, cookie)
+            t = 0
+            while t < len(trans) and trans[t][0] <= cookie:
+                t += 1
+            shadow = {n for _, n, _ in trans}
+            n = len(cookies)
+            dev = self._dev
+            state = self._state_ino
+            size = 16  # look-ahead grows: little wasted work when the caller stops early
+            while i < n:
+                batch = []
+                stop = min(i + size, n)
+                for j in range(i, stop):
+                    name = names[j]
+                    if name in shadow:
+                        continue
+                    try:
+                        st = statx(lfd, name)
+                    except OSError:
+                        continue
+                    if st[DEV_MAJ] != dev[0] or st[DEV_MIN] != dev[1] or st[INO] == state:
+                        continue
+                    batch.append((cookies[j], name, st))
+                i = stop
+                size = min(size * 2, 256)
+                with self._guard:
+                    nodes = self._ids_for(dir_id, [(name, st) for _, name, st in batch])
+                for (c, name, st), node in zip(batch, nodes):
+                    while t < len(trans) and trans[t][0] <= c:
+                        e = self._transient_entry(trans[t])
+                        t += 1
+                        if e is not None:
+                            yield e
+                    yield I.DirEntry(c, name, node.handle, _attrs(st, node.id))
+            while t < len(trans):
+                e = self._transient_entry(trans[t])
+                t += 1
+                if e is not None:
+                    yield e
+        finally:
+            os.close(lfd)
+
+    def _transient_entry(self, t):
+        c, name, s = t
+        try:
+            return I.DirEntry(c, name, s.handle, s.attrs())
+        except I.BackendError:
+            return None  # published or discarded meanwhile
+
+    def dir_verifier(self, dir) -> bytes:
+        return bytes(8)
+
+    # ---- creating
+    def _make(self, dir, name, uid, gid, create, mode=None) -> bytes:
+        """Create with `create(dfd, name)`, then owner, then mode (chown clears set-id bits)."""
+        name = check_name(name)
+        with self._guard:
+            try:
+                node, dfd = self._dir(dir)
+                if self._reserved(node.id, name):
+                    raise I.Exists("reserved by an exclusive create")
+                try:
+                    create(dfd, name)
+                except FileNotFoundError:
+                    raise self._not_found(dfd) from None
+                self._dir_changed(node.id)
+                self._chown_at(dfd, name, uid, gid)
+                if mode is not None:
+                    os.chmod(name, mode & 0o7777, dir_fd=dfd, follow_symlinks=False)
+                st = statx(dfd, name)
+                return self._id_for(st, node.id, name).handle
+            except OSError as e:
+                raise from_oserror(e) from None
+
+    def mkdir(self, dir, name, mode, uid, gid) -> bytes:
+        def create(dfd, name):
+            os.mkdir(name, 0o700, dir_fd=dfd)
+        return self._make(dir, name, uid, gid, create, mode)
+
+    def symlink(self, dir, name, target: bytes, mode, uid, gid) -> bytes:
+        target = os.fsencode(target) if isinstance(target, str) else bytes(target)
+        if not target or b"\0" in target:
+            raise I.Invalid("bad symlink target")
+
+        def create(dfd, name):
+            os.symlink(target, name, dir_fd=dfd)
+        return self._make(dir, name, uid, gid, create)
+
+    def mknod(self, dir, name, kind, rdev, mode, uid, gid) -> bytes:
+        try:
+            ftype = _MKNOD_TYPE[I.Kind(kind)]
+        except (KeyError, ValueError):
+            raise I.WrongType(f"mknod of {kind}") from None
+        device = os.makedev(*rdev) if rdev and ftype in (_stat.S_IFBLK, _stat.S_IFCHR) else 0
+
+        def create(dfd, name):
+            os.mknod(name, ftype | 0o600, device, dir_fd=dfd)
+        return self._make(dir, name, uid, gid, create, mode)
+
+    def _chown_at(self, dfd, name, uid, gid) -> None:
+        if self._root_user and (uid is not None or gid is not None):
+            os.chown(name, -1 if uid is None else uid, -1 if gid is None else gid,
+                     dir_fd=dfd, follow_symlinks=False)
+
+    def _match_owner(self, fd: int, st: tuple, want: tuple) -> None:
+        """Give file `fd` (stat `st`) the mode, and when root the owner, of stat `want`."""
+        if self._root_user and (st[UID], st[GID]) != (want[UID], want[GID]):
+            os.fchown(fd, want[UID], want[GID])  # first: chown clears set-id bits
+        if st[MODE] & 0o7777 != want[MODE] & 0o7777:
+            os.fchmod(fd, want[MODE] & 0o7777)
+
+    def _chown_fd(self, fd, uid, gid) -> None:
+        if self._root_user and (uid is not None or gid is not None):
+            os.fchown(fd, -1 if uid is None else uid, -1 if gid is None else gid)
+
+    def readlink(self, handle) -> bytes:
+        with self._guard:
+            try:
+                node = self._node(handle)
+                if node.kind != LNK:
+                    raise I.NotSymlink()
+                pfd, name, _ = self._find_file(node)
+                return os.readlink(name, dir_fd=pfd)
+            except OSError as e:
+                raise from_oserror(e) from None
+
+    # ---- removing and renaming
+    def remove(self, dir, name, viewer=None) -> None:
+        name = check_name(name)
+        with self._guard:
+            try:
+                node, dfd = self._dir(dir)
+                released = False
+                if viewer is not None:
+                    for s in self._transients(node.id, name, viewer):
+                        self._release_name(s)
+                        released = True
+                st = self._child(dfd, name)
+                if st is None:
+                    if released:
+                        return
+                    raise self._not_found(dfd)
+                if is_dir(st):
+                    os.rmdir(name, dir_fd=dfd)
+                else:
+                    os.unlink(name, dir_fd=dfd)
+                self._dir_changed(node.id)
+                self._unlinked(st, node.id, name)
+            except OSError as e:
+                raise from_oserror(e, RENAME_ERRORS) from None
+
+    def _release_name(self, s: LocalStaging) -> None:
+        """The transient name of `s` was removed (or replaced): publish will raise Gone."""
+        self._tn_del(s)
+        s.gone = True
+        s._write_record(durable=False)
+
+    def rename(self, sdir, sname, ddir, dname, viewer=None) -> None:
+        sname, dname = check_name(sname), check_name(dname)
+        with self._guard:
+            try:
+                snode, sfd = self._dir(sdir)
+                dnode, dfd = self._dir(ddir)
+                if viewer is not None and snode.id in self._transient:
+                    mine = self._transients(snode.id, sname, viewer)
+                    if mine:
+                        self._rename_transient(mine, dnode, dfd, dname, viewer)
+                        return
+                sst = self._child(sfd, sname)
+                if sst is None:
+                    raise self._not_found(sfd)
+                dst = self._child_any(dfd, dname)
+                if dst is not None:
+                    if self._is_state(dst):
+                        raise I.Permission("reserved name")
+                    if dst[INO] == sst[INO] and generation(dst) == generation(sst):
+                        return  # two links to one file: POSIX does nothing
+                os.rename(sname, dname, src_dir_fd=sfd, dst_dir_fd=dfd)
+                self._dir_changed(snode.id)
+                self._dir_changed(dnode.id)
+                if viewer is not None:
+                    for s in self._transients(dnode.id, dname, viewer):
+                        self._release_name(s)
+                oid = self._by_ino.get((sst[INO], generation(sst)))
+                node = self._nodes.get(oid) if oid is not None else None
+                if node is None:
+                    row = self._db.find(sst[INO], generation(sst))
+                    node = self._remember(row) if row is not None else None
+                if node is not None:
+                    was_hint = (node.parent, node.name) == (snode.id, sname)
+                    if node.kind == DIR or sst[NLINK] <= 1 or was_hint:
+                        self._set_hint(node, dnode.id, dname)
+                    else:
+                        if node.alt:
+                            node.alt.discard((snode.id, sname))
+                        self._add_alt(node, dnode.id, dname)
+                if dst is not None:
+                    self._unlinked(dst, dnode.id, dname)
+            except OSError as e:
+                raise from_oserror(e, RENAME_ERRORS) from None
+
+    def _rename_transient(self, mine, dnode, dfd, dname, viewer) -> None:
+        dst = self._child_any(dfd, dname)
+        if dst is not None:
+            if self._is_state(dst):
+                raise I.Permission("reserved name")
+            if is_dir(dst):
+                raise I.IsDir()
+        if mine[0].target_dir == dnode.handle and mine[0].target_name == dname:
+            return
+        for other in self._transients(dnode.id, dname, viewer):
+            self._release_name(other)
+        for s in mine:
+            self._tn_del(s)
+            s.target_dir, s.target_name = dnode.handle, dname
+            self._tn_add(s)
+            node = self._nodes.get(s.oid)
+            if node is not None:
+                node.parent, node.name = dnode.id, dname
+            self._db.set_hint(s.oid, dnode.id, dname)
+            s._write_record(durable=False)
+
+    def link(self, handle, dir, name) -> None:
+        name = check_name(name)
+        with self._guard:
+            try:
+                node = self._node(handle)
+                if self._new_staging(node.id) is not None:
+                    raise I.Invalid("cannot link a file that is not published yet")
+                if node.kind == DIR:
+                    raise I.IsDir()
+                dnode, dfd = self._dir(dir)
+                if self._child_any(dfd, name) is not None or self._reserved(dnode.id, name):
+                    raise I.Exists()
+                pfd, pname, _ = self._find_file(node)
+                os.link(pname, name, src_dir_fd=pfd, dst_dir_fd=dfd, follow_symlinks=False)
+                self._dir_changed(dnode.id)
+                self._add_alt(node, dnode.id, name)
+            except OSError as e:
+                raise from_oserror(e) from None
+
+    # ---- attributes
+    def setattr(self, handle, changes: I.SetAttrs) -> I.Attrs:
+        with self._guard:
+            try:
+                node = self._node(handle)
+                sts = list(self._by_oid.get(node.id, ()))
+                if not (sts and sts[0].is_new):
+                    self._setattr_published(node, changes)
+                for s in sts:
+                    self._setattr_fd(s.fd, changes)
+            except OSError as e:
+                raise from_oserror(e) from None
+        return self.getattr(handle)
+
+    def _setattr_fd(self, fd: int, c: I.SetAttrs) -> None:
+        if c.uid is not None or c.gid is not None:
+            os.fchown(fd, -1 if c.uid is None else c.uid, -1 if c.gid is None else c.gid)
+        if c.mode is not None:
+            os.fchmod(fd, c.mode & 0o7777)
+        if c.atime_ns is not None or c.mtime_ns is not None:
+            st = fstatx(fd)
+            os.utime(fd, ns=(_atime(st) if c.atime_ns is None else c.atime_ns,
+                             _mtime(st) if c.mtime_ns is None else c.mtime_ns))
+
+    def _setattr_published(self, node: Node, c: I.SetAttrs) -> None:
+        if node.kind == LNK:
+            pfd, name, st = self._find_file(node)
+            if c.uid is not None or c.gid is not None:
+                os.chown(name, -1 if c.uid is None else c.uid, -1 if c.gid is None else c.gid,
+                         dir_fd=pfd, follow_symlinks=False)
+            if c.atime_ns is not None or c.mtime_ns is not None:
+                os.utime(name, dir_fd=pfd, follow_symlinks=False,
+                         ns=(_atime(st) if c.atime_ns is None else c.atime_ns,
+                             _mtime(st) if c.mtime_ns is None else c.mtime_ns))
+            return  # a symlink's mode means nothing on Linux: chmod is a no-op
+        if node.kind == DIR:
+            fd, own = self._dirfd(node), False
+        else:
+            pfd, name, _ = self._find_file(node)
+            fd, own = os.open(name, os.O_PATH | os.O_NOFOLLOW | os.O_CLOEXEC, dir_fd=pfd), True
+        try:
+            st = fstatx(fd)
+            if not self._same(st, node):
+                raise I.Stale("replaced")
+            if _HAVE_PROC_FD:
+                path = f"/proc/self/fd/{fd}"  # the inode itself, never a symlink
+                if c.uid is not None or c.gid is not None:
+                    os.chown(path, -1 if c.uid is None else c.uid, -1 if c.gid is None else c.gid)
+                if c.mode is not None:
+                    os.chmod(path, c.mode & 0o7777)
+                if c.atime_ns is not None or c.mtime_ns is not None:
+                    os.utime(path, ns=(_atime(st) if c.atime_ns is None else c.atime_ns,
+                                       _mtime(st) if c.mtime_ns is None else c.mtime_ns))
+            else:  # pragma: no cover - Linux without /proc
+                if node.kind == DIR:
+                    raise I.IOFailure("setattr of a directory needs /proc")
+                if c.uid is not None or c.gid is not None:
+                    os.chown(name, -1 if c.uid is None else c.uid, -1 if c.gid is None else c.gid,
+                             dir_fd=pfd, follow_symlinks=False)
+                if c.mode is not None:
+                    os.chmod(name, c.mode & 0o7777, dir_fd=pfd, follow_symlinks=False)
+                if c.atime_ns is not None or c.mtime_ns is not None:
+                    os.utime(name, dir_fd=pfd, follow_symlinks=False,
+                             ns=(_atime(st) if c.atime_ns is None else c.atime_ns,
+                                 _mtime(st) if c.mtime_ns is None else c.mtime_ns))
+        finally:
+            if own:
+                os.close(fd)
+
+    def statfs(self, handle) -> I.FsStats:
+        with self._guard:
+            try:
+                node = self._node(handle)
+                if self._new_staging(node.id) is None:
+                    self._stat_node(node)
+                v = os.statvfs(self._root_fd)
+            except OSError as e:
+                raise from_oserror(e) from None
+        return I.FsStats(v.f_files, v.f_ffree, v.f_favail, v.f_blocks * v.f_frsize,
+                         v.f_bfree * v.f_frsize, v.f_bavail * v.f_frsize,
+                         min(v.f_namemax, I.NAME_MAX))
+
+    # ------------------------------------------------------------------ content
+    def _open_published(self, node: Node) -> _Version:
+        """Open the published version of a regular file (lock held)."""
+        if self._new_staging(node.id) is not None:
+            raise I.Invalid("not published yet")
+        if node.kind == DIR:
+            raise I.IsDir()
+        if node.kind != REG:
+            raise I.WrongType()
+        pfd, name, _ = self._find_file(node)
+        fd = os.open(name, _O_READ, dir_fd=pfd)
+        st = fstatx(fd)
+        if not self._same(st, node):
+            os.close(fd)
+            raise I.Stale("replaced while opening")
+        return _Version(fd, node.id, st)
+
+    def open_version(self, handle) -> _Version:
+        with self._guard:
+            try:
+                return self._open_published(self._node(handle))
+            except OSError as e:
+                raise from_oserror(e) from None
+
+    def read(self, handle, offset: int, count: int) -> tuple[bytes, bool]:
+        """Read the published version through a small cache of open fds (each checked against
+        the name's current inode, so a new version or a local replacement is never missed)."""
+        if offset < 0 or count < 0:
+            raise I.Invalid("negative offset or count")
+        with self._guard:
+            try:
+                node = self._node(handle)
+                v = self._readers.get(node.id)
+                if v is None:
+                    v = self._open_published(node)
+                    size = v.size
+                    self._readers[node.id] = v
+                    while len(self._readers) > self._reader_cap:
+                        self._evict_reader(self._readers.popitem(last=False)[1])
+                else:
+                    try:
+                        st = self._find_file(node)
+                    except I.Stale:
+                        self._drop_reader(node.id)
+                        raise
+                    st = st[2]
+                    if st[INO] == v.ino and generation(st) == v.gen:
+                        self._readers.move_to_end(node.id)
+                        size = st[SIZE]
+                    else:
+                        self._drop_reader(node.id)
+                        v = self._open_published(node)
+                        size = v.size
+                        self._readers[node.id] = v
+                v.refs += 1
+            except OSError as e:
+                raise from_oserror(e) from None
+        try:
+            data = os.pread(v.fd, count, offset)
+        except OSError as e:
+            raise from_oserror(e) from None
+        finally:
+            with self._guard:
+                v.refs -= 1
+                if v.evicted and v.refs == 0:
+                    v.close()
+        return data, len(data) < count or offset + len(data) >= size
+
+    def _drop_reader(self, oid: int) -> None:
+        v = self._readers.pop(oid, None)
+        if v is not None:
+            self._evict_reader(v)
+
+    def _evict_reader(self, v: _Version) -> None:
+        v.evicted = True
+        v.refs -= 1  # the cache's own reference
+        if v.refs == 0:
+            v.close()
+
+    # ------------------------------------------------------------------ write-once lifecycle
+    def _new_data_file(self) -> tuple[str, int]:
+        while True:
+            sid = secrets.token_hex(8)
+            try:
+                fd = os.open(f"{sid}.data", os.O_RDWR | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC |
+                             os.O_NOFOLLOW, 0o600, dir_fd=self._staging_fd)
+            except FileExistsError:  # pragma: no cover - 64 random bits
+                continue
+            return sid, fd
+
+    def create_staged(self, dir, name, viewer, mode, uid, gid, exclusive, record,
+                      verifier=None) -> LocalStaging:
+        name = check_name(name)
+        viewer = bytes(viewer or b"")
+        with self._guard:
+            try:
+                dnode, dfd = self._dir(dir)
+                st = self._child_any(dfd, name)
+                if st is None and fstatx(dfd)[NLINK] == 0:
+                    raise I.Stale("directory removed")
+                if st is not None:
+                    if self._is_state(st):
+                        raise I.Permission("reserved name")
+                    if exclusive:
+                        raise I.Exists()
+                    if is_dir(st):
+                        raise I.IsDir()
+                    if not _stat.S_ISREG(st[MODE]):
+                        raise I.Exists("not a regular file")
+                if exclusive and self._transient.get(dnode.id, {}).get(name):
+                    raise I.Exists("name reserved by a staged file")
+                sid, fd = self._new_data_file()
+                s = None
+                try:
+                    dst = fstatx(fd)
+                    if (uid is not None and uid != dst[UID]) or \
+                            (gid is not None and gid != dst[GID]):
+                        self._chown_fd(fd, uid, gid)  # first: chown clears set-id bits
+                    if dst[MODE] & 0o7777 != mode & 0o7777:
+                        os.fchmod(fd, mode & 0o7777)
+                    row = self._db.insert(dst[INO], generation(dst), REG, dnode.id, name,
+                                          None if verifier is None else bytes(verifier))
+                    node = self._remember(row)
+                    s = LocalStaging(backend=self, sid=sid, handle=node.handle, is_new=True,
+                                     viewer=viewer, record=record, fd=fd, ino=dst[INO],
+                                     gen=generation(dst), staging_fd=self._staging_fd, size=0,
+                                     created_ns=time.time_ns())
+                    s.target_dir, s.target_name = dnode.handle, name
+                    s.exclusive = bool(exclusive)
+                    s.verifier = None if verifier is None else bytes(verifier)
+                    s.dirty = True
+                    s._write_record(durable=False, first=True)
+                    self._register(s)
+                except BaseException:
+                    if s is not None:
+                        self._db.delete(s.oid)
+                        self._forget(s.oid)
+                    _close_quiet(fd)
+                    _unlink_quiet(f"{sid}.data", self._staging_fd)
+                    _unlink_quiet(f"{sid}.rec", self._staging_fd)
+                    raise
+                return s
+            except OSError as e:
+                raise from_oserror(e) from None
+
+    def create_verifier(self, handle) -> bytes | None:
+        with self._guard:
+            node = self._node(handle)
+            s = self._new_staging(node.id)
+            if s is not None:
+                return s.verifier
+            return None if node.verifier is None else bytes(node.verifier)
+
+    def stage_version(self, handle, viewer, truncate, record) -> LocalStaging:
+        viewer = bytes(viewer or b"")
+        with self._guard:
+            try:
+                node = self._node(handle)
+                if self._new_staging(node.id) is not None:
+                    raise I.Invalid("not published yet")
+                if node.kind == DIR:
+                    raise I.IsDir()
+                if node.kind != REG:
+                    raise I.WrongType()
+                pfd, name, pst = self._find_file(node)
+                base_fd = None
+                if not truncate and pst[SIZE] > 0:
+                    base_fd = os.open(name, _O_READ, dir_fd=pfd)
+                    pst = fstatx(base_fd)
+                    if not self._same(pst, node):
+                        os.close(base_fd)
+                        raise I.Stale("replaced while staging")
+                sid, fd = self._new_data_file()
+            except OSError as e:
+                raise from_oserror(e) from None
+        s = None
+        try:
+            self._match_owner(fd, fstatx(fd), pst)
+            limit = 0
+            if base_fd is not None:
+                try:
+                    fcntl.ioctl(fd, FICLONE, base_fd)
+                except OSError:
+                    os.ftruncate(fd, pst[SIZE])
+                    limit = pst[SIZE]
+                else:
+                    os.close(base_fd)
+                    base_fd = None
+                os.utime(fd, ns=(_atime(pst), _mtime(pst)))
+            dst = fstatx(fd)
+            s = LocalStaging(backend=self, sid=sid, handle=node.handle, is_new=False, viewer=viewer,
+                             record=record, fd=fd, ino=dst[INO], gen=generation(dst),
+                             staging_fd=self._staging_fd, size=dst[SIZE], created_ns=time.time_ns())
+            s._base_fd, s._limit = base_fd, limit
+            s._base_ident = {"ino": pst[INO], "gen": generation(pst), "size": pst[SIZE],
+                             "mtime_ns": _mtime(pst)}
+            s.dirty = bool(truncate)
+            s._write_record(durable=False, first=True)
+        except BaseException as e:
+            _close_quiet(fd)
+            _close_quiet(base_fd)
+            _unlink_quiet(f"{sid}.data", self._staging_fd)
+            _unlink_quiet(f"{sid}.rec", self._staging_fd)
+            if isinstance(e, OSError):
+                raise from_oserror(e) from None
+            raise
+        with self._guard:
+            self._register(s)
+        return s
+
+    def publish(self, staging: LocalStaging) -> None:
+        s = staging
+        s._check()
+        if s.is_new:
+            self._publish_new(s)
+        else:
+            self._publish_version(s)
+
+    def _publish_new(self, s: LocalStaging) -> None:
+        if s.gone:
+            self.discard(s)
+            raise I.Gone("the name was removed")
+        try:
+            if self._durable and s._unsynced:
+                os.fdatasync(s.fd)
+                s._unsynced = False
+        except OSError as e:
+            raise from_oserror(e) from None
+        with self._guard:
+            try:
+                if s.gone:
+                    self._discard_locked(s)
+                    raise I.Gone("the name was removed")
+                try:
+                    dnode = self._node(s.target_dir)
+                    dfd = self._dirfd(dnode)
+                    if fstatx(dfd)[NLINK] == 0:
+                        raise I.Stale()
+                except I.Stale:
+                    self._discard_locked(s)
+                    raise I.Gone("the directory was removed") from None
+                name = s.target_name
+                old = self._child_any(dfd, name)
+                if old is not None:
+                    if self._is_state(old):
+                        raise I.Permission("reserved name")
+                    if is_dir(old):
+                        raise I.IsDir()
+                os.rename(s.data_name, name, src_dir_fd=self._staging_fd, dst_dir_fd=dfd)
+                self._dir_changed(dnode.id)
+                if old is not None:
+                    self._unlinked(old, dnode.id, name)
+                node = self._nodes.get(s.oid)
+                if node is not None:
+                    node.parent, node.name = dnode.id, name
+                self._finish(s)
+                sync_fd = os.open(".", _O_LISTDIR, dir_fd=dfd) if self._durable else None
+            except OSError as e:
+                raise from_oserror(e, RENAME_ERRORS) from None
+        self._fsync_dir(sync_fd)
+
+    def _publish_version(self, s: LocalStaging) -> None:
+        if s.gone:
+            self.discard(s)
+            raise I.Gone("the file was removed")
+        if s.quarantined:
+            raise I.IOFailure(f"quarantined: {s.quarantined}")
+        if not s.dirty:
+            with self._guard:
+                self._finish(s)  # nothing written: the published version stays
+            return
+        try:
+            s._fill()
+            if self._durable and s._unsynced:
+                os.fdatasync(s.fd)
+                s._unsynced = False
+        except OSError as e:
+            raise from_oserror(e) from None
+        with self._guard:
+            try:
+                try:
+                    node = self._node(s.handle)
+                    pfd, name, pst = self._find_file(node)
+                except I.Stale:
+                    self._discard_locked(s)
+                    raise I.Gone("the file was removed") from None
+                self._match_owner(s.fd, fstatx(s.fd), pst)
+                pdir = self._node_by_id(node.parent).handle
+                s._publishing = {"dir": pdir.hex(), "name": name.hex()}
+                s._write_record(durable=False)
+                os.rename(s.data_name, name, src_dir_fd=self._staging_fd, dst_dir_fd=pfd)
+                nst = self._newer_ctime(s.fd, _ctime(pst))
+                self._by_ino.pop((node.ino, node.gen), None)
+                node.ino, node.gen = nst[INO], generation(nst)
+                self._by_ino[(node.ino, node.gen)] = node.id
+                self._db.set_inode(node.id, node.ino, node.gen)
+                self._drop_reader(node.id)
+                self._dir_changed(node.parent)
+                self._finish(s)
+                sync_fd = os.open(".", _O_LISTDIR, dir_fd=pfd) if self._durable else None
+            except OSError as e:
+                raise from_oserror(e, RENAME_ERRORS) from None
+        self._fsync_dir(sync_fd)
+
+    @staticmethod
+    def _newer_ctime(fd: int, old: int) -> tuple:
+        """Stat of fd once its ctime is past `old` (so `change` moves even within a clock tick)."""
+        st = fstatx(fd)
+        for _ in range(200):
+            if _ctime(st) > old:
+                break
+            time.sleep(0.001)
+            os.fchmod(fd, st[MODE] & 0o7777)
+            st = fstatx(fd)
+        return st
+
+    def _fsync_dir(self, fd) -> None:
+        if fd is None:
+            return
+        try:
+            os.fsync(fd)
+        except OSError as e:
+            raise from_oserror(e) from None
+        finally:
+            os.close(fd)
+
+    def _finish(self, s: LocalStaging) -> None:
+        """Published (or nothing to publish): forget the staging object and its files."""
+        self._unregister(s)
+        s._close()
+        s._remove_files()
+
+    def discard(self, staging: LocalStaging) -> None:
+        with self._guard:
+            self._discard_locked(staging)
+
+    def _discard_locked(self, s: LocalStaging) -> None:
+        if s._finished:
+            return
+        self._unregister(s)
+        s._close()
+        s._remove_files()
+        if s.is_new:
+            self._forget(s.oid)
+
+    def list_staged(self) -> list[LocalStaging]:
+        with self._guard:
+            return list(self._stagings.values())
+
+    # ------------------------------------------------------------------ recovery
+    def _recover(self) -> None:
+        sfd = self._staging_fd
+        names = os.listdir(sfd)
+        recs, datas = set(), set()
+        for n in names:
+            if n.endswith(".tmp"):
+                _unlink_quiet(n, sfd)
+            elif n.endswith(".rec"):
+                recs.add(n[:-4])
+            elif n.endswith(".data"):
+                datas.add(n[:-5])
+        for sid in datas - recs:
+            _unlink_quiet(f"{sid}.data", sfd)  # created, but crashed before its record
+        for sid in sorted(recs):
+            path = os.path.join(self.state_dir, "staging", f"{sid}.rec")
+            try:
+                self._recover_one(sid)
+            except (ValueError, KeyError, TypeError, AttributeError, OSError, I.BackendError) as e:
+                self._problems.append((path, f"{type(e).__name__}: {e}"))
+
+    def _recover_one(self, sid: str) -> None:
+        sfd = self._staging_fd
+        fd = os.open(f"{sid}.rec", os.O_RDONLY | os.O_CLOEXEC | os.O_NOFOLLOW, dir_fd=sfd)
+        try:
+            raw = b""
+            while chunk := os.read(fd, 1 << 20):
+                raw += chunk
+        finally:
+            os.close(fd)
+        rec = json.loads(raw)
+        if not isinstance(rec, dict) or rec.get("v") != 1 or rec.get("id") != sid:
+            raise ValueError("not a staging record of this version")
+        handle = bytes.fromhex(rec["handle"])
+        if len(handle) != HANDLE_LEN or handle[:8] != self._inst:
+            raise ValueError("record belongs to another state dir")
+        oid, nonce = handle_id(handle), int.from_bytes(handle[16:], "big")
+        is_new = bool(rec["is_new"])
+        ino, gen = int(rec["ino"]), int(rec["gen"])
+        record = rec["record"]
+        if not isinstance(record, dict):
+            raise ValueError("record dict missing")
+        try:
+            fd = os.open(f"{sid}.data", os.O_RDWR | os.O_CLOEXEC | os.O_NOFOLLOW, dir_fd=sfd)
+        except FileNotFoundError:
+            self._recover_published(sid, rec, oid, nonce, is_new, ino, gen)
+            return
+        try:
+            st = fstatx(fd)
+            if (st[INO], generation(st)) != (ino, gen):
+                raise ValueError("data file is not the one the record names")
+            s = LocalStaging(backend=self, sid=sid, handle=handle, is_new=is_new,
+                             viewer=bytes.fromhex(rec["viewer"]), record=record, fd=fd, ino=ino,
+                             gen=gen, staging_fd=sfd, size=st[SIZE],
+                             created_ns=int(rec.get("created_ns") or 0))
+            s.dirty = bool(rec.get("dirty"))
+            s.gone = bool(rec.get("gone"))
+            s.exclusive = bool(rec.get("exclusive"))
+            s.verifier = None if rec.get("verifier") is None else bytes.fromhex(rec["verifier"])
+            s._base_ident = rec.get("base")
+            s._written_record = s._record_json()
+            row = self._db.get(oid)
+            if is_new:
+                dir_handle, name = bytes.fromhex(rec["dir"]), bytes.fromhex(rec["name"])
+                check_name(name)
+                s.target_dir, s.target_name = dir_handle, name
+                if row is None:
+                    self._db.insert(ino, gen, REG, handle_id(dir_handle), name, s.verifier,
+                                    oid=oid, nonce=nonce)
+                elif row[1] != nonce:
+                    raise ValueError("handle database disagrees with the record")
+                elif (row[2], row[3]) != (ino, gen):
+                    self._db.set_inode(oid, ino, gen)
+            else:
+                if row is None or row[1] != nonce:
+                    s.gone = True  # the file was removed while the server was down
+                self._recover_base(s, rec)
+            s._rec_dirty = bool(rec.get("publishing")) or s._rec_dirty
+        except BaseException:
+            os.close(fd)
+            raise
+        self._register(s)
+
+    def _recover_base(self, s: LocalStaging, rec: dict) -> None:
+        limit = int(rec.get("limit") or 0)
+        extents = [(int(a), int(b)) for a, b in rec.get("extents") or ()]
+        if limit <= 0:
+            s._rec_dirty = False
+            return
+        s._starts = [a for a, _ in extents]
+        s._ends = [b for _, b in extents]
+        s._limit = limit
+        if s._starts and s._starts[0] == 0 and s._ends[0] >= limit:
+            s._release_base()
+            return
+        reason = "the file was removed"
+        if not s.gone:
+            base = s._base_ident or {}
+            try:
+                node = self._node(s.handle)
+                pfd, name, pst = self._find_file(node)
+                if (pst[INO], generation(pst), pst[SIZE], _mtime(pst)) == (
+                        base.get("ino"), base.get("gen"), base.get("size"), base.get("mtime_ns")):
+                    bfd = os.open(name, _O_READ, dir_fd=pfd)
+                    if self._same(fstatx(bfd), node):
+                        s._base_fd = bfd
+                        s._rec_dirty = False
+                        return
+                    os.close(bfd)
+                reason = "the published version changed while the server was down"
+            except (OSError, I.BackendError):
+                reason = "the published version cannot be found"
+        s.quarantined = reason
+        s.record["quarantined"] = reason
+
+    def _recover_published(self, sid, rec, oid, nonce, is_new, ino, gen) -> None:
+        """No data file: the publish rename happened if the inode sits at the target."""
+        if is_new:
+            target = {"dir": rec.get("dir"), "name": rec.get("name")}
+        else:
+            target = rec.get("publishing")
+        if target and target.get("dir") and target.get("name"):
+            try:
+                dnode = self._node(bytes.fromhex(target["dir"]))
+                st = self._child(self._dirfd(dnode), bytes.fromhex(target["name"]))
+            except (OSError, I.BackendError):
+                st = None
+            if st is not None and (st[INO], generation(st)) == (ino, gen):
+                row = self._db.get(oid)
+                if row is not None and row[1] == nonce and (row[2], row[3]) != (ino, gen):
+                    self._db.set_inode(oid, ino, gen)
+                _unlink_quiet(f"{sid}.rec", self._staging_fd)
+                return
+        raise ValueError("data file missing and not published")
