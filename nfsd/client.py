@@ -65,6 +65,28 @@ def decode_attrs(fattr) -> dict[int, object]:
     return out
 
 
+def op_status(result) -> int:
+    """The nfsstat4 of one operation's result (a union's tag, or a struct's first field)."""
+    tag = getattr(result, "tag", None)
+    if tag is not None:
+        return tag
+    return getattr(result, type(result).__slots__[0])
+
+
+def encode_op(argop) -> bytes:
+    """One nfs_argop4 as bytes (to build malformed COMPOUNDs by hand)."""
+    return encode(x.nfs_argop4, argop)
+
+
+def compound_bytes(ops, tag: bytes = b"", minor: int = 1, nops: int | None = None) -> bytes:
+    """COMPOUND4args as bytes. `ops` are nfs_argop4 values or already encoded bytes;
+    `nops` overrides the operation count written (for hostile requests)."""
+    body = b"".join(o if isinstance(o, (bytes, bytearray)) else encode_op(o) for o in ops)
+    n = len(tag)
+    head = struct.pack(">I", n) + tag + bytes(-n & 3)
+    return head + struct.pack(">II", minor, len(ops) if nops is None else nops) + body
+
+
 def encode_attrs(values: dict[int, object]):
     b = bytearray()
     for n in sorted(values):
@@ -79,6 +101,7 @@ class NfsClient:
                  gids=(), owner: bytes | None = None, verifier: bytes | None = None,
                  timeout: float = 20.0, machinename: bytes = b"testclient"):
         self.host, self.port, self.minor = host, port, minor
+        self.timeout = timeout
         self.rpc = RpcClient(host, port, timeout=timeout)
         self.cred = AuthSys(0, machinename, uid, gid, tuple(gids))
         self.owner = owner or b"nfsd-test-" + os.urandom(8).hex().encode()
@@ -102,7 +125,7 @@ class NfsClient:
 
     def reconnect(self):
         self.rpc.close()
-        self.rpc = RpcClient(self.host, self.port, timeout=self.rpc.timeout)
+        self.rpc = RpcClient(self.host, self.port, timeout=self.timeout)
 
     def null(self) -> bytes:
         return self.rpc.call(NFS_PROGRAM, NFS_V4, 0, b"", cred=self.cred)
@@ -136,6 +159,17 @@ class NfsClient:
             failed = res.resarray[-1].tag if res.resarray else x.OP_ILLEGAL
             raise NfsError(res.status, x.OP_NAMES.get(failed, str(failed)), results)
         return results
+
+    def try_call(self, ops, cachethis=False):
+        """Like `call` but never raises: returns (COMPOUND status, results after SEQUENCE)."""
+        ops = list(ops)
+        if self.minor >= 1:
+            ops.insert(0, self.sequence_op(cachethis))
+        res = self.compound(ops)
+        results = [r.value for r in res.resarray]
+        if self.minor >= 1 and res.resarray and res.resarray[0].tag == x.OP_SEQUENCE:
+            results = results[1:]
+        return res.status, results
 
     def exchange_id(self, flags=0, verifier=None, owner=None):
         a = x.EXCHANGE_ID4args(
@@ -302,6 +336,7 @@ def _components(path):
     if isinstance(path, str):
         path = path.encode()
     return [c for c in path.split(b"/") if c]
+
 
 
 _ = struct

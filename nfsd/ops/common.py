@@ -44,6 +44,23 @@ def viewer(ctx) -> bytes | None:
 def getattr_(ctx, fh, v=None):
     try:
         return fh.backend.getattr(fh.handle, viewer(ctx) if v is None else v)
+    except bi.Stale:
+        # Removed or renamed over while open: the open keeps it usable (PRESERVE_UNLINKED).
+        pin = ctx.server.store.pinned(fh.handle)
+        if pin is not None:
+            return call(pin.attrs)
+        raise NFS4Error(x.NFS4ERR_STALE) from None
+    except bi.BackendError as e:
+        raise NFS4Error(status_of(e)) from None
+
+
+def check_fh(ctx, fh):
+    """Raise STALE unless the filehandle names a live (or still open) object."""
+    try:
+        fh.backend.check(fh.handle)
+    except bi.Stale:
+        if ctx.server.store.pinned(fh.handle) is None:
+            raise NFS4Error(x.NFS4ERR_STALE) from None
     except bi.BackendError as e:
         raise NFS4Error(status_of(e)) from None
 

@@ -8,7 +8,7 @@ from backend.interface import Kind
 from ..errors import NFS4Error
 from ..exports import FileRef
 from ..xdr import nfs4 as x
-from .common import call, check_name, dir_attrs, getattr_, require, viewer
+from .common import call, check_fh, check_name, dir_attrs, getattr_, require, viewer
 from .. import access
 
 
@@ -26,7 +26,7 @@ def op_putpubfh(ctx, a):
 
 def op_putfh(ctx, a):
     fh = ctx.server.exports.from_wire(a.object)
-    call(fh.backend.check, fh.handle)
+    check_fh(ctx, fh)
     ctx.cfh = fh
     ctx.cur_sid = None
     return x.PUTFH4res(x.NFS4_OK)

@@ -277,7 +277,14 @@ def op_read(ctx, a):
         if stg is not None:
             data, eof = call(stg.read, a.offset, count)
             return x.READ4res(x.NFS4_OK, x.READ4resok(eof, data))
-        data, eof = call(fh.backend.read, fh.handle, a.offset, count)
+        try:
+            data, eof = fh.backend.read(fh.handle, a.offset, count)
+        except bi.Stale:
+            if st.pin is None:
+                raise NFS4Error(x.NFS4ERR_STALE) from None
+            data, eof = call(st.pin.read, a.offset, count)  # removed while open
+        except bi.BackendError as e:
+            raise NFS4Error(status_of(e)) from None
         return x.READ4res(x.NFS4_OK, x.READ4resok(eof, data))
     fa = _regular(ctx, fh)
     if not access.allowed(ctx.cred, fa, access.R):

@@ -459,6 +459,13 @@ class StateStore:
         st.seqid = (st.seqid + 1) & 0xFFFFFFFF or 1
         return st
 
+    def pinned(self, fh: bytes):
+        """A pinned version of `fh` held by some open (it stays readable after REMOVE)."""
+        for st in self.opens_by_file.get(fh, ()):
+            if st.pin is not None:
+                return st.pin
+        return None
+
     def writers_of(self, fh: bytes):
         return [st for st in self.opens_by_file.get(fh, ()) if st.staging is not None]
 
