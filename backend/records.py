@@ -70,3 +70,12 @@ class RecordStore:
 
     def close(self) -> None:
         os.close(self._dirfd)
+
+
+def write_status(path: str, status: dict) -> None:
+    """Replace `path` with a JSON snapshot of the running server (not fsynced: it is a view
+    for operators, rewritten every few seconds, not a record anything depends on)."""
+    tmp = path + ".tmp"
+    with open(tmp, "w") as f:
+        json.dump(status, f, separators=(",", ":"))
+    os.replace(tmp, path)

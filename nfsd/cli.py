@@ -33,6 +33,54 @@ def _serve(args) -> int:
     return 0
 
 
+def _inspect(args) -> int:
+    """Exit status: 0 healthy, 3 problems found, 1 cannot read (2: usage, from argparse)."""
+    import json
+
+    from backend.inspect import Unreadable, read_state
+
+    state_dir = args.state_dir or os.path.join(args.directory, ".nfsd")
+    try:
+        st = read_state(state_dir)
+    except Unreadable as e:
+        print(f"nfsd inspect: cannot read {e}", file=sys.stderr)
+        return 1
+    if args.json:
+        json.dump(st, sys.stdout, indent=2)
+        print()
+    else:
+        _print_inspect(st)
+    return 3 if st["problems"] else 0
+
+
+def _print_inspect(st):
+    status = st["status"]
+    if status is None:
+        print("server: no status snapshot (never started here?)")
+    else:
+        state = "running" if st["server_running"] else "not running"
+        print(f"server: {state} (pid {status.get('pid')}), lease {status.get('lease_time_s')}s"
+              + (f", grace ends in {status['grace_remaining_s']}s"
+                 if status.get("grace_remaining_s") is not None else ""))
+        clients = status.get("clients", [])
+        print(f"clients: {len(clients)}")
+        for c in clients:
+            print(f"  {c['owner']}  id={c['clientid']}  v4.{c['minor_version']}  "
+                  f"lease={c['lease']} ({c['lease_remaining_s']}s left)  sessions={c['sessions']}"
+                  f"  opens={c['opens']}  writing={c['writing']}")
+    files = st["files"]
+    print(f"unfinished files: {len(files)}")
+    if files:
+        print(f"  {'STATE':<12} {'SIZE':>12} {'AGE':>8}  {'CLIENT':<30} NAME")
+        for f in files:
+            print(f"  {f['state']:<12} {f['staged_size'] or 0:>12} {f['age_s']:>7}s  "
+                  f"{(f['client'] or '-')[:30]:<30} {f['name']}")
+    if st["problems"]:
+        print(f"problems: {len(st['problems'])}")
+        for p in st["problems"]:
+            print(f"  {p['path']}: {p['reason']}")
+
+
 def main(argv=None) -> int:
     p = argparse.ArgumentParser(prog="nfsd", description="A user-space NFSv4 server whose files are write-once.")
     sub = p.add_subparsers(dest="cmd", required=True)
@@ -49,6 +97,11 @@ def main(argv=None) -> int:
                    help="seconds an abandoned unpublished file is kept (default 3600)")
     s.add_argument("-v", "--verbose", action="store_true", help="log every request")
     s.set_defaults(fn=_serve)
+    i = sub.add_parser("inspect", help="list unfinished files and clients (read-only)")
+    i.add_argument("directory", help="the exported directory")
+    i.add_argument("--state-dir", default=None, help="state directory if not DIR/.nfsd")
+    i.add_argument("--json", action="store_true", help="machine-readable output")
+    i.set_defaults(fn=_inspect)
     args = p.parse_args(argv)
     return args.fn(args)
 

@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from twisted.internet import defer, task, threads
 
 from backend.local import LocalBackend
-from backend.records import RecordStore
+from backend.records import RecordStore, write_status
 
 from .access import NOBODY, Cred
 from .compound import Compound
@@ -60,6 +60,12 @@ class NfsServer:
         self.owner_major = b"nfsd-" + os.uname().nodename.encode()
         self.scope = self.owner_major
         self._pool = reactor.getThreadPool()
+        store.persist = self._persist
+
+    def _persist(self, staging):
+        def failed(f):
+            log.warning("cannot save the record of %s: %s", staging.id, f.getErrorMessage())
+        self.in_thread(staging.sync).addErrback(failed)
 
     # ---- the RPC program
     def dispatch(self, call):
@@ -148,7 +154,19 @@ def build(config: Config, reactor=None) -> Running:
     factory = RpcFactory({NFS_PROGRAM: server}, max_connections=config.max_connections,
                          idle_timeout=config.idle_timeout, reactor=reactor)
     port = reactor.listenTCP(config.port, factory, interface=config.bind)
-    looping = task.LoopingCall(store.tick)
+    status_path = os.path.join(backend.state_dir, "status.json")
+    started = time.time()
+
+    def tick():
+        store.tick()
+        try:
+            snap = store.snapshot()
+            snap.update(pid=os.getpid(), started=started, updated=time.time())
+            write_status(status_path, snap)
+        except OSError as e:  # an operator view must not take the server down
+            log.warning("cannot write %s: %s", status_path, e)
+
+    looping = task.LoopingCall(tick)
     looping.clock = reactor
     looping.start(max(0.2, min(5.0, config.lease_time / 4)), now=False)
     return Running(server, port, [backend], looping)

@@ -69,6 +69,8 @@ class StateStore:
         self.grace_until = None  # clock value when grace ends, or None
         self.reclaimers: set[bytes] = set()  # owners that held state before the restart
         self.events: list[tuple[str, str]] = []  # (kind, text) of recent lifecycle events
+        # How a changed staging record is made durable (the server runs it in a thread).
+        self.persist = lambda staging: staging.sync()
 
     # ------------------------------------------------------------------ identifiers
     def _next(self) -> int:
@@ -150,6 +152,29 @@ class StateStore:
                 self.retired[key] = keep
             else:
                 del self.retired[key]
+
+    def snapshot(self) -> dict:
+        """What an operator sees in `nfsd inspect`: clients, their leases, pending files."""
+        now = self.clock()
+        clients = []
+        for c in self.clients.values():
+            opens = [st for st in c.states.values() if isinstance(st, OpenState)]
+            clients.append({
+                "owner": _text(c.owner),
+                "clientid": f"{c.clientid:#018x}",
+                "minor_version": c.minor,
+                "confirmed": c.confirmed,
+                "lease": "expired" if c.expired else "active",
+                "lease_remaining_s": round(self.lease_time - (now - c.last_renew), 1),
+                "sessions": len(c.sessions),
+                "opens": len(opens),
+                "writing": sum(1 for st in opens if st.staging is not None),
+            })
+        grace = None if self.grace_until is None else round(self.grace_until - now, 1)
+        return {"lease_time_s": self.lease_time, "grace_remaining_s": grace,
+                "clients": clients,
+                "retired": sum(len(v) for v in self.retired.values()),
+                "recoverable": sum(len(v) for v in self.recoverable.values())}
 
     def _busy(self, client: Client) -> bool:
         return any(s.busy for sess in client.sessions.values() for s in sess.slots)
@@ -374,6 +399,7 @@ class StateStore:
         rec["state"] = "retired"
         rec["retired_at"] = self.wallclock()
         staging.set_record(rec)
+        self.persist(staging)
         self.retired.setdefault(key, []).append(staging)
         self._event("retire", f"unpublished file {staging.id} of client {key[0]!r} retired")
 
@@ -399,6 +425,7 @@ class StateStore:
                     rec["state"] = "active"
                     rec.pop("retired_at", None)
                     st.set_record(rec)
+                    self.persist(st)
                     return st
         return None
 
@@ -568,6 +595,11 @@ class StateStore:
             raise NFS4Error(x.NFS4ERR_LOCKS_HELD)
         self._drop_lock(st)
         st.open.locks.pop(st.owner, None)
+
+
+def _text(owner: bytes) -> str:
+    t = owner.decode("utf-8", "replace")
+    return t if t.isprintable() else owner.hex()
 
 
 def _seq_lt(a: int, b: int) -> bool:
