@@ -112,6 +112,7 @@ class NfsClient:
         self.slot = 0
         self.cs_seq = None
         self.nslots = 1
+        self.seqids: dict[bytes, int] = {}  # 4.0: last seqid used per open-owner
 
     # ------------------------------------------------------------------ transport
     def close(self):
@@ -198,10 +199,32 @@ class NfsClient:
         self.seqid = 0
         return r.value
 
+    def setclientid(self, verifier=None, owner=None, callback=None):
+        cb = callback or x.cb_client4(0x40000000, x.netaddr4(b"tcp", b"127.0.0.1.0.0"))
+        a = x.SETCLIENTID4args(x.nfs_client_id4(verifier or self.verifier, owner or self.owner), cb, 1)
+        r = self.compound([x.nfs_argop4(x.OP_SETCLIENTID, a)], minor=0).resarray[0].value
+        if r.tag != x.NFS4_OK:
+            raise NfsError(r.tag, "SETCLIENTID", [r])
+        return r.value
+
+    def setclientid_confirm(self, clientid, confirm):
+        r = self.compound([op("SETCLIENTID_CONFIRM", clientid, confirm)], minor=0)
+        if r.status != x.NFS4_OK:
+            raise NfsError(r.status, "SETCLIENTID_CONFIRM")
+        self.clientid = clientid
+
+    def next_seqid(self, owner: bytes) -> int:
+        """4.0: the seqid for the owner's next sequenced request."""
+        n = (self.seqids.get(owner, 0) + 1) & 0xFFFFFFFF
+        self.seqids[owner] = n
+        return n
+
     def mount(self):
-        """Establish client and session and finish reclaiming (nothing to reclaim)."""
+        """Establish client (and session) and finish reclaiming (nothing to reclaim)."""
         if self.minor == 0:
-            raise NotImplementedError("NFSv4.0 set-up is not in this client yet")
+            ok = self.setclientid()
+            self.setclientid_confirm(ok.clientid, ok.setclientid_confirm)
+            return self
         self.exchange_id()
         self.create_session()
         self.call([op("RECLAIM_COMPLETE", False)], check=False)
@@ -245,13 +268,20 @@ class NfsClient:
             openhow = x.openflag4(x.OPEN4_NOCREATE, None)
         if claim is None:
             claim = x.open_claim4(x.CLAIM_NULL, name)
-        a = x.OPEN4args(0, access, deny, x.open_owner4(self.clientid or 0, owner), openhow, claim)
+        seqid = self.next_seqid(owner) if self.minor == 0 else 0
+        a = x.OPEN4args(seqid, access, deny, x.open_owner4(self.clientid or 0, owner), openhow, claim)
         r = self.call([op("PUTFH", dirfh), x.nfs_argop4(x.OP_OPEN, a), op("GETFH")])
         ok = r[1].value
-        return r[2].value.object, ok.stateid, ok
+        fh, sid = r[2].value.object, ok.stateid
+        if ok.rflags & x.OPEN4_RESULT_CONFIRM:
+            r = self.call([op("PUTFH", fh), op("OPEN_CONFIRM", sid, self.next_seqid(owner))])
+            sid = r[-1].value.open_stateid
+        return fh, sid, ok
 
     def open_fh(self, fh: bytes, access=x.OPEN4_SHARE_ACCESS_READ, owner=b"open-owner",
                 deny=x.OPEN4_SHARE_DENY_NONE):
+        if self.minor == 0:  # no CLAIM_FH in 4.0: open by name from the parent
+            raise NotImplementedError("open_fh needs NFSv4.1")
         a = x.OPEN4args(0, access, deny, x.open_owner4(self.clientid or 0, owner),
                         x.openflag4(x.OPEN4_NOCREATE, None), x.open_claim4(x.CLAIM_FH, None))
         r = self.call([op("PUTFH", fh), x.nfs_argop4(x.OP_OPEN, a)])
@@ -283,8 +313,9 @@ class NfsClient:
     def commit(self, fh):
         return self.call([op("PUTFH", fh), op("COMMIT", 0, 0)])[-1].value
 
-    def close_file(self, fh, stateid):
-        return self.call([op("PUTFH", fh), op("CLOSE", 0, stateid)])[-1]
+    def close_file(self, fh, stateid, owner=b"open-owner"):
+        seqid = self.next_seqid(owner) if self.minor == 0 else 0
+        return self.call([op("PUTFH", fh), op("CLOSE", seqid, stateid)])[-1]
 
     def mkdir(self, dirfh: bytes, name: bytes, mode=0o755) -> bytes:
         r = self.call([op("PUTFH", dirfh),

@@ -21,7 +21,8 @@ from twisted.internet import defer
 
 from .errors import NFS4Error
 from .exports import FileRef
-from .rpc.server import GarbageArgs
+from .drc import IN_PROGRESS
+from .rpc.server import DropReply, GarbageArgs
 from .xdr import Out, XdrError, zero
 from .xdr import nfs4 as x
 
@@ -33,6 +34,11 @@ _HDR = struct.Struct(">I")
 # Minor version 0 has no sessions; this bounds its COMPOUNDs (4.1 uses the session's limit).
 MAX_OPS_NO_SESSION = 128
 SUPPORTED_MINORS = (0, 1, 2)
+
+# NFSv4.0 operations whose replies the duplicate request cache keeps (see nfsd/drc.py).
+NON_IDEMPOTENT = frozenset({
+    x.OP_CREATE, x.OP_REMOVE, x.OP_RENAME, x.OP_LINK, x.OP_SETATTR,
+})
 
 # Operations allowed to start a 4.1 COMPOUND without SEQUENCE, if alone (RFC 8881 18.35.3 ...).
 SESSIONLESS = frozenset({
@@ -53,6 +59,7 @@ class Ctx:
     __slots__ = (
         "server", "call", "cred", "minor", "session", "slot", "client", "cfh", "sfh",
         "cur_sid", "saved_sid", "cachethis", "replay", "tag", "nops", "opindex", "reqsize",
+        "drc_key", "nonidem",
     )
 
     def __init__(self, server, call, cred, minor, tag, nops, reqsize):
@@ -73,6 +80,8 @@ class Ctx:
         self.nops = nops
         self.opindex = 0
         self.reqsize = reqsize
+        self.drc_key = None
+        self.nonidem = False
 
     def fh(self) -> FileRef:
         """The current filehandle, or NOFILEHANDLE."""
@@ -164,8 +173,26 @@ class Compound:
         if minor not in SUPPORTED_MINORS or minor not in self.server.minors:
             return self._encode(x.NFS4ERR_MINOR_VERS_MISMATCH, tag, [])
         ctx = Ctx(self.server, call, cred, minor, tag, nops, len(m))
+        if minor == 0:
+            drc = self.server.drc
+            key = drc.key(call)
+            cached = drc.lookup(key)
+            if cached is IN_PROGRESS:
+                raise DropReply()
+            if cached is not None:
+                return cached
+            drc.begin(key)
+            ctx.drc_key = key
+            c = call.conn.state.get("client40")
+            if c is not None and not c.expired:
+                ctx.client = c
         run = _Run(ctx, m, p, nops)
-        self._loop(run)
+        try:
+            self._loop(run)
+        except BaseException:
+            if ctx.drc_key is not None:
+                self.server.drc.finish(ctx.drc_key, None, False)
+            raise
         if run.deferred is not None:
             return run.deferred
         return run.reply
@@ -186,6 +213,8 @@ class Compound:
                 r.results.append((x.OP_ILLEGAL, self.err_res[x.OP_ILLEGAL](x.NFS4ERR_BADXDR)))
                 return self._finish(r)
             dec = self.dec_args.get(opnum)
+            if ctx.minor == 0 and FIRST_41 <= opnum != x.OP_ILLEGAL:
+                dec = None  # not an NFSv4.0 operation
             if dec is None:
                 r.results.append((x.OP_ILLEGAL, self.err_res[x.OP_ILLEGAL](x.NFS4ERR_OP_ILLEGAL)))
                 return self._finish(r)
@@ -249,8 +278,8 @@ class Compound:
     def _gate(self, ctx: Ctx, opnum: int, r: "_Run") -> int:
         """Minor-version and session ordering rules; returns an error status or 0."""
         if ctx.minor == 0:
-            if opnum >= FIRST_41:
-                return x.NFS4ERR_NOTSUPP if opnum != x.OP_ILLEGAL else x.NFS4ERR_OP_ILLEGAL
+            if opnum in NON_IDEMPOTENT:
+                ctx.nonidem = True
             return 0
         if opnum in ONLY_40:
             return x.NFS4ERR_NOTSUPP
@@ -281,6 +310,8 @@ class Compound:
                 if size <= ctx.session.fore.maxresponsesize_cached:
                     slot.reply = [b"".join(bytes(c) for c in reply)]
                     slot.cached = True
+        if ctx.drc_key is not None:
+            self.server.drc.finish(ctx.drc_key, reply, ctx.nonidem)
         r.reply = reply
         if r.deferred is not None:
             r.deferred.callback(reply)

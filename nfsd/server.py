@@ -19,6 +19,7 @@ from backend.records import RecordStore, write_status
 
 from .access import NOBODY, Cred
 from .compound import Compound
+from .drc import ReplyCache
 from .exports import Export, ExportTable
 from .ops import handlers
 from .rpc.server import ProcUnavail, RpcFactory
@@ -38,7 +39,7 @@ class Config:
     lease_time: int = 90
     grace_time: int | None = None
     retire_after: int = 3600
-    minors: tuple = (1, 2)
+    minors: tuple = (0, 1, 2)
     max_connections: int = 1024
     idle_timeout: float = 600.0
     extra: dict = field(default_factory=dict)
@@ -55,6 +56,7 @@ class NfsServer:
         self.reactor = reactor
         self.minors = frozenset(minors)
         self.compound = Compound(self, handlers())
+        self.drc = ReplyCache()
         # Changes at every start, so clients resend unstable writes after a restart.
         self.write_verifier = struct.pack(">II", store.epoch, os.getpid() & 0xFFFFFFFF)
         self.owner_major = b"nfsd-" + os.uname().nodename.encode()

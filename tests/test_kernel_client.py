@@ -44,7 +44,7 @@ def lc_run(port: int, vers: str, workload: str, timeout: int = 600, extra=()):
     return subprocess.run(cmd, capture_output=True, text=True, timeout=timeout + 60)
 
 
-@pytest.mark.parametrize("vers", ["4.1", "4.2"])
+@pytest.mark.parametrize("vers", ["4.0", "4.1", "4.2"])
 def test_smoke(vm, tmp_path, vers):
     export = tmp_path / "export"
     srv = ServerProcess(export).start()

@@ -3,7 +3,7 @@ SECINFO, SECINFO_NO_NAME (RFC 8881 sections 18.13-18.29, 18.45)."""
 
 from __future__ import annotations
 
-from backend.interface import Kind
+from backend.interface import HANDLE_MAX, Kind
 
 from ..errors import NFS4Error
 from ..exports import FileRef
@@ -26,10 +26,30 @@ def op_putpubfh(ctx, a):
 
 def op_putfh(ctx, a):
     fh = ctx.server.exports.from_wire(a.object)
+    if len(fh.handle) > HANDLE_MAX:
+        # No backend makes handles this long: malformed, not stale (RFC 8881 15.1.2.1).
+        raise NFS4Error(x.NFS4ERR_BADHANDLE)
     check_fh(ctx, fh)
+    if _under_construction_elsewhere(ctx, fh):
+        # Not published: for every other client it does not exist (docs/semantics.md rule 2).
+        raise NFS4Error(x.NFS4ERR_STALE)
     ctx.cfh = fh
     ctx.cur_sid = None
     return x.PUTFH4res(x.NFS4_OK)
+
+
+def _under_construction_elsewhere(ctx, fh) -> bool:
+    """Is `fh` a new file, not yet published, that another client is creating?"""
+    store = ctx.server.store
+    stagings = [w.staging for w in store.writers_of(fh.handle)]
+    if store.retired or store.recoverable:  # unattached after a lease expiry or a restart
+        for table in (store.retired, store.recoverable):
+            for lst in table.values():
+                stagings += [s for s in lst if s.handle == fh.handle]
+    if not stagings or not all(s.is_new for s in stagings):
+        return False
+    me = viewer(ctx)
+    return all(s.viewer != me for s in stagings)
 
 
 def op_getfh(ctx, a):

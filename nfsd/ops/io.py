@@ -30,10 +30,38 @@ def _sid(st):
 
 
 def _client(ctx, clientid=None):
+    if ctx.minor == 0:
+        c = ctx.server.store.client40(clientid)
+        ctx.client = c
+        ctx.call.conn.state["client40"] = c
+        return c
     c = ctx.client
     if c is None:
         raise NFS4Error(x.NFS4ERR_STALE_CLIENTID)
     return c
+
+
+def sequenced(ctx, owner, seqid, opnum, body):
+    """NFSv4.0: run `body` as the owner's next request, or replay its last one (RFC 7530
+    section 9.1.3). NFSv4.1 has no owner seqids (the session slot does this)."""
+    if ctx.minor:
+        return body()
+    store = ctx.server.store
+    saved = store.seqid_check(owner, seqid, opnum)
+    if saved is not None:
+        _, status, outcome, fh = saved
+        if fh is not None:
+            ctx.cfh = fh
+        if status:
+            raise NFS4Error(status, outcome)
+        return outcome
+    try:
+        res = body()
+    except NFS4Error as e:
+        store.seqid_done(owner, seqid, opnum, e.status, e.res)
+        raise
+    store.seqid_done(owner, seqid, opnum, 0, res, ctx.cfh)
+    return res
 
 
 def _file_kind_error(ctx, a):
@@ -45,8 +73,17 @@ def _file_kind_error(ctx, a):
 
 
 def op_open(ctx, a):
-    store = ctx.server.store
     client = _client(ctx, a.owner.clientid)
+    store = ctx.server.store
+    owner = store.open_owner(client, a.owner.owner)
+    if ctx.minor == 0 and not owner.confirmed and owner.last_seqid is not None \
+            and a.seqid != owner.last_seqid:
+        store.reset_unconfirmed(owner)  # its first OPEN was never confirmed
+    return sequenced(ctx, owner, a.seqid, x.OP_OPEN, lambda: _open(ctx, a, client, owner))
+
+
+def _open(ctx, a, client, owner):
+    store = ctx.server.store
     share = a.share_access & 0xFF
     want = a.share_access & WANT_MASK
     if share not in (READ, WRITE, READ | WRITE) or a.share_deny & ~3:
@@ -154,7 +191,6 @@ def op_open(ctx, a):
             # The owner may always open what it may change the mode of (as local NFS servers do).
             if not (cred.uid == fa.uid and fa.uid != 0 and False):
                 raise NFS4Error(x.NFS4ERR_ACCESS)
-    owner = store.open_owner(client, a.owner.owner)
     try:
         st = store.open_file(owner, handle, fh.export, share, a.share_deny)
     except NFS4Error:
@@ -191,6 +227,8 @@ def op_open(ctx, a):
     rflags = x.OPEN4_RESULT_LOCKTYPE_POSIX
     if ctx.minor:
         rflags |= x.OPEN4_RESULT_PRESERVE_UNLINKED
+    elif not owner.confirmed:
+        rflags |= x.OPEN4_RESULT_CONFIRM
     deleg = NO_DELEGATION
     if ctx.minor and want and want & 0xFF00 != x.OPEN4_SHARE_ACCESS_WANT_NO_DELEG:
         deleg = x.open_delegation4(x.OPEN_DELEGATE_NONE_EXT,
@@ -198,8 +236,9 @@ def op_open(ctx, a):
     return x.OPEN4res(x.NFS4_OK, x.OPEN4resok(sid, cinfo, rflags, attrs.to_words(attrset), deleg))
 
 
-def open_state(ctx, stateid, fh) -> OpenState:
-    st = ctx.server.store.find_state(ctx.client, ctx.stateid(stateid), fh.handle, ctx.minor)
+def open_state(ctx, stateid, fh, unconfirmed_ok=False, generation=True) -> OpenState:
+    st = ctx.server.store.find_state(ctx.client, ctx.stateid(stateid), fh.handle, ctx.minor,
+                                     unconfirmed_ok, generation)
     if not isinstance(st, OpenState):
         raise NFS4Error(x.NFS4ERR_BAD_STATEID)
     return st
@@ -226,7 +265,20 @@ def finish_write(ctx, st: OpenState):
 
 def op_close(ctx, a):
     fh = ctx.fh()
-    st = open_state(ctx, a.open_stateid, fh)
+    try:
+        st = open_state(ctx, a.open_stateid, fh, unconfirmed_ok=True, generation=ctx.minor > 0)
+    except NFS4Error as e:
+        st = ctx.server.store.closed_state(a.open_stateid.other) if ctx.minor == 0 else None
+        if st is None or e.status != x.NFS4ERR_BAD_STATEID:
+            raise
+    return sequenced(ctx, st.owner, a.seqid, x.OP_CLOSE, lambda: _close(ctx, st, a.open_stateid))
+
+
+def _close(ctx, st, sid=None):
+    if sid is not None and ctx.minor == 0:
+        ctx.server.store.check_generation(st, sid, 0)
+    if st.closed:
+        raise NFS4Error(x.NFS4ERR_BAD_STATEID)
     if st.locks and any(ls.ranges for ls in st.locks.values()):
         raise NFS4Error(x.NFS4ERR_LOCKS_HELD)
     finish_write(ctx, st)
@@ -235,9 +287,29 @@ def op_close(ctx, a):
     return x.CLOSE4res(x.NFS4_OK, sid)
 
 
+def op_open_confirm(ctx, a):
+    fh = ctx.fh()
+    st = open_state(ctx, a.open_stateid, fh, unconfirmed_ok=True, generation=False)
+
+    def confirm():
+        ctx.server.store.check_generation(st, a.open_stateid, ctx.minor)
+        if st.owner.confirmed:
+            raise NFS4Error(x.NFS4ERR_BAD_STATEID)
+        st.owner.confirmed = True
+        st.seqid = (st.seqid + 1) & 0xFFFFFFFF or 1
+        return x.OPEN_CONFIRM4res(x.NFS4_OK, x.OPEN_CONFIRM4resok(_sid(st)))
+    return sequenced(ctx, st.owner, a.seqid, x.OP_OPEN_CONFIRM, confirm)
+
+
 def op_open_downgrade(ctx, a):
     fh = ctx.fh()
-    st = open_state(ctx, a.open_stateid, fh)
+    st = open_state(ctx, a.open_stateid, fh, generation=ctx.minor > 0)
+    return sequenced(ctx, st.owner, a.seqid, x.OP_OPEN_DOWNGRADE, lambda: _downgrade(ctx, st, a))
+
+
+def _downgrade(ctx, st, a):
+    if ctx.minor == 0:
+        ctx.server.store.check_generation(st, a.open_stateid, 0)
     share = a.share_access & 0xFF
     if share not in (READ, WRITE, READ | WRITE) or a.share_deny & ~3:
         raise NFS4Error(x.NFS4ERR_INVAL)
@@ -255,6 +327,8 @@ def _io_state(ctx, stateid, fh):
     st = ctx.server.store.find_state(ctx.client, ctx.stateid(stateid), fh.handle, ctx.minor)
     if isinstance(st, LockState):
         st = st.open
+    if st is not None and ctx.minor == 0:
+        ctx.client = st.client
     return st
 
 
@@ -339,6 +413,7 @@ def op_delegreturn(ctx, a):
 HANDLERS = {
     x.OP_OPEN: op_open,
     x.OP_OPEN_DOWNGRADE: op_open_downgrade,
+    x.OP_OPEN_CONFIRM: op_open_confirm,
     x.OP_CLOSE: op_close,
     x.OP_READ: op_read,
     x.OP_WRITE: op_write,

@@ -102,8 +102,8 @@ class OpenOwner:
         self.seqid = 0  # 4.0: last seqid processed
         self.confirmed = False  # 4.0: OPEN_CONFIRM done (4.1: always treated as confirmed)
         self.opens: dict[bytes, OpenState] = {}  # file handle -> open
-        self.last_reply = None  # 4.0 replay of the last seqid-mutating reply
-        self.last_seqid = None
+        self.last_reply = None  # 4.0: (opnum, status, result, fh) of the last sequenced request
+        self.last_seqid = None  # 4.0: its seqid (None: no request yet)
 
 
 class OpenState:
@@ -136,13 +136,14 @@ class OpenState:
 
 
 class LockOwner:
-    __slots__ = ("client", "owner", "seqid", "last_reply", "states")
+    __slots__ = ("client", "owner", "seqid", "last_reply", "last_seqid", "states")
 
     def __init__(self, client, owner):
         self.client = client
         self.owner = owner
         self.seqid = 0
         self.last_reply = None
+        self.last_seqid = None
         self.states: dict[bytes, LockState] = {}  # file handle -> lock state
 
 

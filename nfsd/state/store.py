@@ -42,7 +42,14 @@ MAX_OPERATIONS = 64
 MAX_SLOTS = 64
 MAX_SESSIONS_PER_CLIENT = 16
 
-SHARE_ACCESS_MASK = 0x3  # OPEN4_SHARE_ACCESS_BOTH; 4.1 puts WANT flags in the upper bits
+SHARE_ACCESS_MASK = 0x3
+
+# Errors after which a 4.0 owner's seqid does not advance (RFC 7530 section 9.1.7).
+SEQID_NO_BUMP = frozenset({
+    x.NFS4ERR_STALE_CLIENTID, x.NFS4ERR_STALE_STATEID, x.NFS4ERR_BAD_STATEID,
+    x.NFS4ERR_BAD_SEQID, x.NFS4ERR_BADXDR, x.NFS4ERR_RESOURCE, x.NFS4ERR_NOFILEHANDLE,
+    x.NFS4ERR_MOVED,
+})  # OPEN4_SHARE_ACCESS_BOTH; 4.1 puts WANT flags in the upper bits
 
 
 class StateStore:
@@ -59,6 +66,9 @@ class StateStore:
         self.epoch = (int(wallclock()) ^ int.from_bytes(rand(4), "big")) & 0xFFFFFFFF or 1
         self._counter = 0
         self.clients: dict[int, Client] = {}  # clientid -> Client (confirmed or not)
+        self.unconfirmed40: dict[int, Client] = {}  # 4.0 SETCLIENTID records awaiting confirm
+        # 4.0: closed opens, kept one lease so a retransmitted CLOSE is replayed (other -> st)
+        self.closed40: dict[bytes, tuple] = {}
         self.by_owner: dict[bytes, list[Client]] = {}  # owner -> records with that owner
         self.sessions: dict[bytes, Session] = {}
         self.states: dict[bytes, object] = {}  # stateid other -> OpenState / LockState
@@ -138,6 +148,9 @@ class StateStore:
         for client in list(self.clients.values()):
             if now - client.last_renew > self.lease_time and not self._busy(client):
                 self.expire_client(client)
+        for other, (_, when) in list(self.closed40.items()):
+            if now - when > self.lease_time:
+                del self.closed40[other]
         deadline = self.wallclock() - self.retire_after
         for key, stagings in list(self.retired.items()):
             keep = []
@@ -236,6 +249,86 @@ class StateStore:
                 self._event("discard", f"client {owner!r} rebooted: discarded unpublished "
                                        f"file {st.id}")
                 self._discard(st)
+
+    # ------------------------------------------------------------------ clients (4.0)
+    def setclientid(self, owner: bytes, verifier: bytes, principal, callback):
+        """RFC 7530 section 16.33.5 (as Linux nfsd implements it). Returns the unconfirmed
+        record the client must confirm with SETCLIENTID_CONFIRM."""
+        records = self.by_owner.get(owner, [])
+        confirmed = next((c for c in records if c.confirmed), None)
+        for c in [c for c in records if not c.confirmed]:
+            self._forget(c)  # an unconfirmed record is always replaced
+        if confirmed is not None and confirmed.principal != principal:
+            if confirmed.has_state() and not self.lease_expired(confirmed):
+                raise NFS4Error(x.NFS4ERR_CLID_INUSE)
+        if confirmed is not None and confirmed.verifier == verifier and \
+                confirmed.principal == principal:
+            # Same incarnation: a callback update; the clientid stays.
+            client = Client(confirmed.clientid, owner, verifier, principal, 0, self.clock())
+        else:
+            if confirmed is not None and confirmed.verifier != verifier:
+                self.client_crashed(owner, confirmed.verifier, verifier)
+            client = Client(self.new_clientid(), owner, verifier, principal, 0, self.clock())
+        client.confirm_verifier = struct.pack(">II", self.epoch, self._next() & 0xFFFFFFFF)
+        client.callback = callback
+        self.unconfirmed40[client.clientid] = client
+        self.by_owner.setdefault(owner, []).append(client)
+        return client
+
+    def setclientid_confirm(self, clientid: int, confirm: bytes, principal) -> Client:
+        conf = self.clients.get(clientid)
+        unconf = self.unconfirmed40.get(clientid)
+        if conf is not None and conf.principal != principal:
+            raise NFS4Error(x.NFS4ERR_CLID_INUSE)
+        if unconf is not None and unconf.principal != principal:
+            raise NFS4Error(x.NFS4ERR_CLID_INUSE)
+        if unconf is None or unconf.confirm_verifier != confirm:
+            if conf is not None and conf.confirm_verifier == confirm:
+                self.renew(conf)
+                return conf  # a retransmission
+            if self.is_stale_clientid(clientid) or conf is None:
+                raise NFS4Error(x.NFS4ERR_STALE_CLIENTID)
+            raise NFS4Error(x.NFS4ERR_STALE_CLIENTID)
+        del self.unconfirmed40[clientid]
+        lst = self.by_owner.get(unconf.owner, [])
+        if conf is not None:
+            # Callback update of a live client: keep its state, take the new callback.
+            conf.callback = unconf.callback
+            conf.confirm_verifier = unconf.confirm_verifier
+            if unconf in lst:
+                lst.remove(unconf)
+            self.renew(conf)
+            return conf
+        for old in [c for c in lst if c.confirmed]:
+            if old.verifier != unconf.verifier:
+                self.client_crashed(old.owner, old.verifier, unconf.verifier)
+            self._purge(old, retire=False)
+            self._unrecord(old)
+        unconf.confirmed = True
+        unconf.last_renew = self.clock()
+        if unconf.owner in self.reclaimers:
+            unconf.may_reclaim = True
+        self.clients[unconf.clientid] = unconf
+        return unconf
+
+    def renew_clientid(self, clientid: int) -> Client:
+        client = self.clients.get(clientid)
+        if client is None or not client.confirmed:
+            raise NFS4Error(x.NFS4ERR_STALE_CLIENTID if client is None else x.NFS4ERR_STALE_CLIENTID)
+        self.renew(client)
+        return client
+
+    def client40(self, clientid: int) -> Client:
+        """The confirmed 4.0 client a clientid names (renewing its lease)."""
+        client = self.clients.get(clientid)
+        if client is None:
+            if self.is_stale_clientid(clientid):
+                raise NFS4Error(x.NFS4ERR_STALE_CLIENTID)
+            raise NFS4Error(x.NFS4ERR_STALE_CLIENTID)
+        if not client.confirmed:
+            raise NFS4Error(x.NFS4ERR_STALE_CLIENTID)
+        self.renew(client)
+        return client
 
     def get_client(self, clientid: int) -> Client:
         client = self.clients.get(clientid)
@@ -385,7 +478,10 @@ class StateStore:
         client.open_owners.clear()
         client.lock_owners.clear()
         client.expired = True
-        self.clients.pop(client.clientid, None)
+        if self.clients.get(client.clientid) is client:
+            del self.clients[client.clientid]
+        if self.unconfirmed40.get(client.clientid) is client:
+            del self.unconfirmed40[client.clientid]
         lst = self.by_owner.get(client.owner)
         if lst is not None:
             if client in lst:
@@ -513,6 +609,13 @@ class StateStore:
         self._drop_open(st)
         st.owner.client.states.pop(st.other, None)
         st.seqid = (st.seqid + 1) & 0xFFFFFFFF or 1
+        if st.owner.client.minor == 0:
+            self.closed40[st.other] = (st, self.clock())
+
+    def closed_state(self, other: bytes):
+        """A recently closed 4.0 open (for replaying its CLOSE), or None."""
+        v = self.closed40.get(other)
+        return None if v is None else v[0]
 
     def _drop_open(self, st: OpenState):
         st.closed = True
@@ -540,6 +643,46 @@ class StateStore:
         ls.owner.client.states.pop(ls.other, None)
         ls.owner.states.pop(ls.fh, None)
 
+    # ------------------------------------------------------------------ 4.0 owner seqids
+    def seqid_check(self, owner, seqid: int, opnum: int):
+        """NFSv4.0 sequencing of an open- or lock-owner (RFC 7530 section 9.1.3).
+
+        Returns None when the request is the next one, or the saved outcome of the owner's last
+        request when this is its retransmission; raises BAD_SEQID otherwise."""
+        if owner.last_seqid is None:
+            return None  # a new owner may start anywhere
+        if seqid == owner.last_seqid:
+            if owner.last_reply is not None and owner.last_reply[0] == opnum:
+                return owner.last_reply
+            raise NFS4Error(x.NFS4ERR_BAD_SEQID)
+        if seqid != (owner.last_seqid + 1) & 0xFFFFFFFF:
+            raise NFS4Error(x.NFS4ERR_BAD_SEQID)
+        return None
+
+    def seqid_done(self, owner, seqid: int, opnum: int, status: int, outcome, fh=None):
+        """Remember the outcome of a sequenced request (unless its error does not count)."""
+        if status in SEQID_NO_BUMP:
+            return
+        owner.last_seqid = seqid
+        owner.last_reply = (opnum, status, outcome, fh)
+
+    def reset_unconfirmed(self, owner: OpenOwner):
+        """A new OPEN for an owner that never confirmed its first: start it afresh (7530 16.18)."""
+        for st in list(owner.opens.values()):
+            if st.staging is not None:
+                self._discard(st.staging)
+                st.staging = None
+            self._drop_open(st)
+            owner.client.states.pop(st.other, None)
+        owner.last_seqid = None
+        owner.last_reply = None
+
+    def release_lock_owner(self, lo: LockOwner):
+        for ls in list(lo.states.values()):
+            self._drop_lock(ls)
+            ls.open.locks.pop(lo, None)
+        lo.client.lock_owners.pop(lo.owner, None)
+
     def lock_owner(self, client: Client, owner: bytes) -> LockOwner:
         lo = client.lock_owners.get(owner)
         if lo is None:
@@ -548,7 +691,8 @@ class StateStore:
         return lo
 
     # ------------------------------------------------------------------ stateids
-    def find_state(self, client: Client | None, stateid, fh: bytes | None, minor: int):
+    def find_state(self, client: Client | None, stateid, fh: bytes | None, minor: int,
+                   unconfirmed_ok: bool = False, generation: bool = True):
         """Resolve a stateid given with an operation on `fh`.
 
         Returns None for the anonymous and READ-bypass special stateids; raises BAD_STATEID,
@@ -567,15 +711,25 @@ class StateStore:
             if other[:4] != struct.pack(">I", self.epoch):
                 raise NFS4Error(x.NFS4ERR_STALE_STATEID)
             raise NFS4Error(x.NFS4ERR_BAD_STATEID)
-        if client is not None and st.client is not client:
+        if minor == 0:
+            if isinstance(st, OpenState) and not st.owner.confirmed and not unconfirmed_ok:
+                raise NFS4Error(x.NFS4ERR_BAD_STATEID)
+            self.renew(st.client)  # 4.0: any use of a stateid renews the lease
+        elif client is not None and st.client is not client:
             raise NFS4Error(x.NFS4ERR_BAD_STATEID)
         if fh is not None and st.fh != fh:
             raise NFS4Error(x.NFS4ERR_BAD_STATEID)
+        if generation:
+            self.check_generation(st, stateid, minor)
+        return st
+
+    @staticmethod
+    def check_generation(st, stateid, minor: int):
+        """The stateid's seqid against the state's current one (RFC 8881 section 8.2.2)."""
         if stateid.seqid != st.seqid and not (minor > 0 and stateid.seqid == 0):
             if _seq_lt(stateid.seqid, st.seqid):
                 raise NFS4Error(x.NFS4ERR_OLD_STATEID)
             raise NFS4Error(x.NFS4ERR_BAD_STATEID)
-        return st
 
     def stateid_status(self, client: Client, stateid) -> int:
         """TEST_STATEID's answer for one stateid."""
