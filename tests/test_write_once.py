@@ -80,9 +80,10 @@ def test_rule1_only_the_creating_open_writes_or_publishes(export, a, b):
     root = a.root()
     fh, sid, _ = a.open(root, b"f", create=True)
     a.write(fh, sid, 0, b"mine")
-    # Another client cannot use the stateid, to write or to close.
-    assert status(b.write, fh, sid, 0, b"theirs") == x.NFS4ERR_BAD_STATEID
-    assert status(b.close_file, fh, sid) == x.NFS4ERR_BAD_STATEID
+    # Another client cannot use the stateid, to write or to close (for it the file does not
+    # exist yet: STALE at PUTFH; BAD_STATEID if it could name the file).
+    assert status(b.write, fh, sid, 0, b"theirs") in (x.NFS4ERR_STALE, x.NFS4ERR_BAD_STATEID)
+    assert status(b.close_file, fh, sid) in (x.NFS4ERR_STALE, x.NFS4ERR_BAD_STATEID)
     # Special stateids cannot write at all.
     assert status(a.write, fh, ANON, 0, b"anon") == x.NFS4ERR_OPENMODE
     assert status(a.write, fh, BYPASS, 0, b"bypass") == x.NFS4ERR_OPENMODE
@@ -93,6 +94,17 @@ def test_rule1_only_the_creating_open_writes_or_publishes(export, a, b):
     assert not (export / "f").exists()
     a.close_file(fh, sid)
     assert (export / "f").read_bytes() == b"mine"
+
+
+def test_rule1_other_clients_stateid_on_a_published_file_is_bad(export, a, b):
+    (export / "shared").write_bytes(b"published")
+    fh, sid, _ = a.open(a.root(), b"shared", access=RW)
+    a.write(fh, sid, 0, b"PUB")
+    assert status(b.write, fh, sid, 0, b"xx") == x.NFS4ERR_BAD_STATEID
+    assert status(b.close_file, fh, sid) == x.NFS4ERR_BAD_STATEID
+    assert (export / "shared").read_bytes() == b"published"
+    a.close_file(fh, sid)
+    assert (export / "shared").read_bytes() == b"PUBlished"
 
 
 # ---------------------------------------------------------------- rule 2: visibility

@@ -40,6 +40,10 @@ def op_putfh(ctx, a):
 
 def _under_construction_elsewhere(ctx, fh) -> bool:
     """Is `fh` a new file, not yet published, that another client is creating?"""
+    if ctx.client is None:
+        # NFSv4.0 names no client in PUTFH: a client on a new connection may be its creator;
+        # the operations that follow (with their stateids) decide.
+        return False
     store = ctx.server.store
     stagings = [w.staging for w in store.writers_of(fh.handle)]
     if store.retired or store.recoverable:  # unattached after a lease expiry or a restart
