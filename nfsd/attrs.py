@@ -25,6 +25,11 @@ WRITABLE = frozenset({
     x.FATTR4_TIME_ACCESS_SET, x.FATTR4_TIME_MODIFY_SET,
 })
 
+# Set-only attributes: asking for them in GETATTR, READDIR or VERIFY/NVERIFY is
+# NFS4ERR_INVAL (RFC 8881 section 5.5).
+SET_ONLY = frozenset({x.FATTR4_TIME_ACCESS_SET, x.FATTR4_TIME_MODIFY_SET})
+_SET_ONLY_WORD1 = sum(1 << (n - 32) for n in SET_ONLY)
+
 # Attributes needing file system statistics (statvfs) rather than the object's stat.
 FS_STATS = frozenset({
     x.FATTR4_FILES_AVAIL, x.FATTR4_FILES_FREE, x.FATTR4_FILES_TOTAL,
@@ -177,6 +182,12 @@ def encode(requested, src: AttrSource):
     for get, enc in p.items:
         enc(b, get(src))
     return x.fattr4(p.words, bytes(b))
+
+
+def check_gettable(requested) -> None:
+    """INVAL if a requested bitmap names a set-only attribute (RFC 8881 section 5.5)."""
+    if len(requested) > 1 and requested[1] & _SET_ONLY_WORD1:
+        raise NFS4Error(x.NFS4ERR_INVAL)
 
 
 def requested_set(words) -> set[int]:

@@ -58,3 +58,17 @@ def test_smoke(vm, tmp_path, vers):
     # Nothing the client wrote is left unpublished: every CLOSE published its file.
     leftovers = [p for p in (export / ".nfsd" / "staging").iterdir()] if (export / ".nfsd" / "staging").exists() else []
     assert leftovers == [], leftovers
+
+
+@pytest.mark.parametrize("vers", ["4.0", "4.2"])
+def test_two_process_lockf_conflict(vm, tmp_path, vers):
+    if not os.path.exists("/usr/bin/python3"):
+        _unavailable("/usr/bin/python3 is needed in the guest (--hostroot): apt-get install python3")
+    srv = ServerProcess(tmp_path / "export").start()
+    try:
+        r = lc_run(srv.port, vers, "lockf", extra=("--hostroot", "--mem", "1G"))
+    finally:
+        srv.stop()
+    out = r.stdout + r.stderr
+    assert r.returncode == 0, f"{out[-4000:]}\n--- server ---\n{srv.text()[-3000:]}"
+    assert "@@LC PASS conflicting lock refused" in out and "@@LC PASS granted after unlock" in out

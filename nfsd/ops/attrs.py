@@ -20,6 +20,7 @@ def source(ctx, fh, a):
 
 def op_getattr(ctx, a):
     fh = ctx.fh()
+    attrs.check_gettable(a.attr_request)
     at = getattr_(ctx, fh)
     return x.GETATTR4res(x.NFS4_OK, x.GETATTR4resok(attrs.encode(a.attr_request, source(ctx, fh, at))))
 
@@ -118,6 +119,7 @@ def op_setattr(ctx, a):
 
 def _compare(ctx, a):
     fh = ctx.fh()
+    attrs.check_gettable(a.obj_attributes.attrmask)
     new = attrs.decode(a.obj_attributes, ctx.minor, writable_only=False)
     supported = attrs.SUPPORTED_41 if ctx.minor else attrs.SUPPORTED_40
     for n in new.numbers:

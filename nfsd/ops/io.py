@@ -203,7 +203,16 @@ def _open(ctx, a, client, owner):
             st.staging = created
             st.created = True
         elif share & WRITE and st.staging is None:
-            st.staging = store.take_unattached(client, handle)
+            creator = next((w for w in store.writers_of(handle)
+                            if w.client is client and w.created), None)
+            if creator is not None:
+                # Another open-owner of the same machine writes the file that machine is
+                # creating (two users' processes): it shares that staging; the creating open's
+                # CLOSE publishes it (docs/semantics.md).
+                st.staging = creator.staging
+                st.borrowed = True
+            else:
+                st.staging = store.take_unattached(client, handle)
             if st.staging is None:
                 st.staging = call(be.stage_version, handle, v, truncate, store.staging_record(st))
             elif truncate:
@@ -251,6 +260,13 @@ def finish_write(ctx, st: OpenState):
         return
     be = stg.backend
     st.staging = None
+    if st.borrowed:
+        st.borrowed = False
+        return
+    for other in ctx.server.store.writers_of(st.fh):
+        if other.staging is stg:  # borrowers lose it with the publish
+            other.staging = None
+            other.borrowed = False
     if st.created or stg.dirty:
         try:
             be.publish(stg)

@@ -184,7 +184,10 @@ def op_readdir(ctx, a):
         raise NFS4Error(x.NFS4ERR_NOT_SAME)
     maxcount = a.maxcount
     limit = min(maxcount, ctx.server.max_readdir_reply(ctx))
+    if limit < _REPLY_OVERHEAD:  # not even an empty listing fits
+        raise NFS4Error(x.NFS4ERR_TOOSMALL)
     req = a.attr_request
+    attrs.check_gettable(req)
     want_err = x.FATTR4_RDATTR_ERROR in attrs.requested_set(req)
     plan = attrs.plan(req, ctx.minor)
     words_len = 4 * len(plan.words)

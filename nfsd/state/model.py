@@ -111,7 +111,7 @@ class OpenState:
 
     __slots__ = (
         "other", "seqid", "owner", "fh", "access", "deny", "access_modes", "deny_modes",
-        "staging", "created", "pin", "locks", "closed", "export",
+        "staging", "created", "pin", "locks", "closed", "export", "borrowed",
     )
 
     def __init__(self, other, owner, fh, export):
@@ -126,6 +126,7 @@ class OpenState:
         self.deny_modes = set()
         self.staging = None  # backend Staging while this open writes
         self.created = False  # this open created the file (its CLOSE publishes it)
+        self.borrowed = False  # shares the staging of another open of the same client
         self.pin = None  # pinned published version (keeps an unlinked file readable)
         self.locks: dict = {}  # lock-owner -> LockState
         self.closed = False

@@ -29,8 +29,9 @@ import time
 
 from ..errors import NFS4Error
 from ..xdr import nfs4 as x
-from .model import (ONES_OTHER, ZERO_OTHER, ChannelAttrs, Client, LockOwner, OpenOwner,
-                    OpenState, Session)
+from . import locks as L
+from .model import (ONES_OTHER, ZERO_OTHER, ChannelAttrs, Client, LockOwner, LockState,
+                    OpenOwner, OpenState, Session)
 
 log = logging.getLogger("nfsd.state")
 
@@ -73,6 +74,7 @@ class StateStore:
         self.sessions: dict[bytes, Session] = {}
         self.states: dict[bytes, object] = {}  # stateid other -> OpenState / LockState
         self.opens_by_file: dict[bytes, list[OpenState]] = {}  # handle -> opens
+        self.locks_by_file: dict[bytes, list[LockState]] = {}  # handle -> lock states
         # Files under construction not attached to an open: (owner, verifier) -> [staging]
         self.retired: dict[tuple[bytes, bytes], list] = {}
         self.recoverable: dict[tuple[bytes, bytes], list] = {}
@@ -239,7 +241,7 @@ class StateStore:
         for c in list(self.by_owner.get(owner, [])):
             if c.verifier == old_verifier:
                 for st in list(c.states.values()):
-                    if isinstance(st, OpenState) and st.staging is not None:
+                    if isinstance(st, OpenState) and st.staging is not None and not st.borrowed:
                         self._event("discard", f"client {owner!r} rebooted: discarded "
                                                f"unpublished file {st.staging.id}")
                         self._discard(st.staging)
@@ -464,13 +466,11 @@ class StateStore:
         client.sessions.clear()
         for st in list(client.states.values()):
             if isinstance(st, OpenState):
-                if st.staging is not None:
-                    if retire:
-                        self._retire_staging((client.owner, client.verifier), st.staging)
-                    else:
-                        # The same incarnation is being replaced by itself (case 2/5): keep.
-                        self._retire_staging((client.owner, client.verifier), st.staging)
-                    st.staging = None
+                if st.staging is not None and not st.borrowed:
+                    # Lease expiry, or a record of the same incarnation replaced: keep the
+                    # file retired (a crash, new verifier, discarded it already).
+                    self._retire_staging((client.owner, client.verifier), st.staging)
+                st.staging = None
                 self._drop_open(st)
             else:
                 self._drop_lock(st)
@@ -604,7 +604,7 @@ class StateStore:
 
     def close_open(self, st: OpenState):
         """Forget an open (after its staging, if any, was published or discarded)."""
-        if st.locks:
+        if any(ls.ranges for ls in st.locks.values()):
             raise NFS4Error(x.NFS4ERR_LOCKS_HELD)
         self._drop_open(st)
         st.owner.client.states.pop(st.other, None)
@@ -639,9 +639,51 @@ class StateStore:
 
     def _drop_lock(self, ls):
         ls.closed = True
+        ls.ranges = []
         self.states.pop(ls.other, None)
         ls.owner.client.states.pop(ls.other, None)
         ls.owner.states.pop(ls.fh, None)
+        lst = self.locks_by_file.get(ls.fh)
+        if lst is not None:
+            if ls in lst:
+                lst.remove(ls)
+            if not lst:
+                del self.locks_by_file[ls.fh]
+
+    # ------------------------------------------------------------------ byte-range locks
+    def lock_state(self, lo: LockOwner, open_state: OpenState) -> LockState:
+        """The lock stateid of a lock-owner for the file of `open_state` (made on first use)."""
+        ls = lo.states.get(open_state.fh)
+        if ls is None or ls.closed:
+            ls = LockState(self.new_other(), lo, open_state, open_state.fh)
+            lo.states[open_state.fh] = ls
+            open_state.locks[lo] = ls
+            lo.client.states[ls.other] = ls
+            self.states[ls.other] = ls
+            self.locks_by_file.setdefault(ls.fh, []).append(ls)
+        return ls
+
+    def drop_lock_state(self, ls: LockState):
+        self._drop_lock(ls)
+        ls.open.locks.pop(ls.owner, None)
+
+    def lock_conflict(self, fh: bytes, lo, start: int, end: int, kind: int):
+        """(LockState, (start, end, kind)) of another owner's lock in the way, or None."""
+        for ls in self.locks_by_file.get(fh, ()):
+            if ls.owner is lo:
+                continue
+            c = L.conflict(ls.ranges, start, end, kind)
+            if c is not None:
+                return ls, c
+        return None
+
+    def set_lock(self, ls: LockState, start: int, end: int, kind: int):
+        ls.ranges = L.set_lock(ls.ranges, start, end, kind)
+        ls.seqid = (ls.seqid + 1) & 0xFFFFFFFF or 1
+
+    def unlock(self, ls: LockState, start: int, end: int):
+        ls.ranges = L.unlock(ls.ranges, start, end)
+        ls.seqid = (ls.seqid + 1) & 0xFFFFFFFF or 1
 
     # ------------------------------------------------------------------ 4.0 owner seqids
     def seqid_check(self, owner, seqid: int, opnum: int):
