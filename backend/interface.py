@@ -56,6 +56,10 @@ class Stale(BackendError):
     """Handle does not name a live object (NFS4ERR_STALE)."""
 
 
+class BadHandle(BackendError):
+    """Not a well-formed handle of this backend (NFS4ERR_BADHANDLE)."""
+
+
 class NotDir(BackendError):
     """A directory was needed (NFS4ERR_NOTDIR)."""
 

@@ -741,7 +741,9 @@ class LocalBackend(I.Backend):
     def _node(self, handle) -> Node:
         if type(handle) is not bytes:
             handle = bytes(handle)
-        if len(handle) != HANDLE_LEN or handle[:8] != self._inst:
+        if len(handle) != HANDLE_LEN:
+            raise I.BadHandle(f"{len(handle)} bytes")
+        if handle[:8] != self._inst:
             raise I.Stale("not a handle of this export")
         node = self._node_by_id(int.from_bytes(handle[8:16], "big"))
         if node.handle != handle:
@@ -1104,6 +1106,9 @@ class LocalBackend(I.Backend):
             if s.viewer == viewer and (s.is_new or s.dirty):
                 return s
         if sts[0].is_new:
+            if viewer is not None:
+                # Not published: for every other viewer it does not exist.
+                raise I.Stale("under construction by another client")
             return sts[-1]
         return None
 

@@ -306,10 +306,14 @@ class Compound:
         if slot is not None:
             slot.busy = False
             if ctx.cachethis:
-                size = sum(len(c) for c in reply)
-                if size <= ctx.session.fore.maxresponsesize_cached:
-                    slot.reply = [b"".join(bytes(c) for c in reply)]
-                    slot.cached = True
+                if sum(len(c) for c in reply) > ctx.session.fore.maxresponsesize_cached:
+                    # RFC 8881 section 2.10.6.4: the reply cannot be cached as the client asked.
+                    opnum, _ = r.results[-1]
+                    status = x.NFS4ERR_REP_TOO_BIG_TO_CACHE
+                    r.results[-1] = (opnum, self.err_res[opnum](status))
+                    reply = self._encode(status, ctx.tag, r.results)
+                slot.reply = [b"".join(bytes(c) for c in reply)]
+                slot.cached = True
         if ctx.drc_key is not None:
             self.server.drc.finish(ctx.drc_key, reply, ctx.nonidem)
         r.reply = reply

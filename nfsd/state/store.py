@@ -785,6 +785,8 @@ class StateStore:
 
     def free_stateid(self, client: Client, stateid):
         st = self.find_state(client, stateid, None, 1)
+        if st is None:  # a special stateid
+            raise NFS4Error(x.NFS4ERR_BAD_STATEID)
         if isinstance(st, OpenState):
             raise NFS4Error(x.NFS4ERR_LOCKS_HELD)
         if st.ranges:
