@@ -281,6 +281,8 @@ class Compound:
             if opnum in NON_IDEMPOTENT:
                 ctx.nonidem = True
             return 0
+        if opnum == x.OP_ILLEGAL:
+            return x.NFS4ERR_OP_ILLEGAL
         if opnum in ONLY_40:
             return x.NFS4ERR_NOTSUPP
         if r.i == 0:
@@ -302,16 +304,12 @@ class Compound:
             opnum, last = r.results[-1]
             status = self.status_of[opnum](last)
         reply = self._encode(status, ctx.tag, r.results)
+        if ctx.session is not None:
+            reply = self._limit(ctx, r.results, reply)
         slot = ctx.slot
         if slot is not None:
             slot.busy = False
             if ctx.cachethis:
-                if sum(len(c) for c in reply) > ctx.session.fore.maxresponsesize_cached:
-                    # RFC 8881 section 2.10.6.4: the reply cannot be cached as the client asked.
-                    opnum, _ = r.results[-1]
-                    status = x.NFS4ERR_REP_TOO_BIG_TO_CACHE
-                    r.results[-1] = (opnum, self.err_res[opnum](status))
-                    reply = self._encode(status, ctx.tag, r.results)
                 slot.reply = [b"".join(bytes(c) for c in reply)]
                 slot.cached = True
         if ctx.drc_key is not None:
@@ -319,6 +317,25 @@ class Compound:
         r.reply = reply
         if r.deferred is not None:
             r.deferred.callback(reply)
+
+    def _limit(self, ctx: Ctx, results, reply):
+        """RFC 8881 2.10.6.4 / 18.46.3: a reply larger than the session's ca_maxresponsesize
+        (or, with sa_cachethis, ca_maxresponsesize_cached) ends at the operation that made it
+        too big, with NFS4ERR_REP_TOO_BIG (_TO_CACHE)."""
+        fore = ctx.session.fore
+        limit, err = fore.maxresponsesize, x.NFS4ERR_REP_TOO_BIG
+        if ctx.cachethis and fore.maxresponsesize_cached < limit:
+            limit, err = fore.maxresponsesize_cached, x.NFS4ERR_REP_TOO_BIG_TO_CACHE
+        if sum(len(c) for c in reply) <= limit:
+            return reply
+        k = len(results)
+        for k in range(1, len(results) + 1):
+            if sum(len(c) for c in self._encode(0, ctx.tag, results[:k])) > limit:
+                break
+        opnum = results[k - 1][0]
+        del results[k - 1:]
+        results.append((opnum, self.err_res[opnum](err)))
+        return self._encode(err, ctx.tag, results)
 
     def _encode(self, status: int, tag: bytes, results):
         body = Out()

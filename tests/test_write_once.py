@@ -343,6 +343,7 @@ def test_rule7_lease_expiry_retires_and_the_same_client_resumes(export, server, 
     # The same incarnation comes back and reopens by filehandle, as Linux does.
     a.exchange_id()
     a.create_session()
+    a.call([op("RECLAIM_COMPLETE", False)])  # RFC 8881 18.51.3, as Linux sends it
     sid2 = a.open_fh(fh, RW)
     assert a.read(fh, sid2)[0] == b"first half, "
     a.write(fh, sid2, 12, b"second half")
@@ -404,6 +405,7 @@ def test_rule8_kill9_restart_reclaim_and_finish(export):
         assert not (export / "orphan").exists()
         assert len(staged_files(export)) == 1
         reestablish(b)  # the same incarnation can still resume it outside grace
+        b.call([op("RECLAIM_COMPLETE", False)])
         sb2 = b.open_fh(fb, RW)
         b.close_file(fb, sb2)
         assert (export / "orphan").read_bytes() == b"nobody reclaims me"

@@ -98,7 +98,7 @@ def _open(ctx, a, client, owner):
         if client.reclaim_complete:
             raise NFS4Error(x.NFS4ERR_NO_GRACE)
     elif claim in (x.CLAIM_NULL, x.CLAIM_FH):
-        if grace:
+        if grace or (ctx.minor >= 1 and not client.reclaim_complete):
             raise NFS4Error(x.NFS4ERR_GRACE)
     elif claim in (x.CLAIM_DELEGATE_CUR, x.CLAIM_DELEGATE_PREV, x.CLAIM_DELEG_CUR_FH,
                    x.CLAIM_DELEG_PREV_FH):
@@ -239,9 +239,11 @@ def _open(ctx, a, client, owner):
     elif not owner.confirmed:
         rflags |= x.OPEN4_RESULT_CONFIRM
     deleg = NO_DELEGATION
-    if ctx.minor and want and want & 0xFF00 != x.OPEN4_SHARE_ACCESS_WANT_NO_DELEG:
-        deleg = x.open_delegation4(x.OPEN_DELEGATE_NONE_EXT,
-                                   x.open_none_delegation4(x.WND4_NOT_SUPP_FTYPE, None))
+    if ctx.minor and want:
+        why = {x.OPEN4_SHARE_ACCESS_WANT_NO_DELEG: x.WND4_NOT_WANTED,
+               x.OPEN4_SHARE_ACCESS_WANT_CANCEL: x.WND4_CANCELLED}.get(want & 0xFF00,
+                                                                       x.WND4_NOT_SUPP_FTYPE)
+        deleg = x.open_delegation4(x.OPEN_DELEGATE_NONE_EXT, x.open_none_delegation4(why, None))
     return x.OPEN4res(x.NFS4_OK, x.OPEN4resok(sid, cinfo, rflags, attrs.to_words(attrset), deleg))
 
 

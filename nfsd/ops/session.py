@@ -10,8 +10,11 @@ from ..xdr import nfs4 as x
 EXCHGID_FLAGS_A = (
     x.EXCHGID4_FLAG_SUPP_MOVED_REFER | x.EXCHGID4_FLAG_SUPP_MOVED_MIGR
     | x.EXCHGID4_FLAG_BIND_PRINC_STATEID | x.EXCHGID4_FLAG_MASK_PNFS
-    | x.EXCHGID4_FLAG_UPD_CONFIRMED_REC_A | getattr(x, "EXCHGID4_FLAG_SUPP_FENCE_OPS", 0)
+    | x.EXCHGID4_FLAG_UPD_CONFIRMED_REC_A
 )
+EXCHGID_FLAGS_A_42 = EXCHGID_FLAGS_A | x.EXCHGID4_FLAG_SUPP_FENCE_OPS  # RFC 7862 only
+CREATE_SESSION_FLAGS = (x.CREATE_SESSION4_FLAG_PERSIST | x.CREATE_SESSION4_FLAG_CONN_BACK_CHAN
+                        | x.CREATE_SESSION4_FLAG_CONN_RDMA)
 
 IMPL_ID = None
 
@@ -24,7 +27,7 @@ def principal(ctx):
 
 def op_exchange_id(ctx, a):
     store = ctx.server.store
-    if a.eia_flags & ~EXCHGID_FLAGS_A:
+    if a.eia_flags & ~(EXCHGID_FLAGS_A_42 if ctx.minor >= 2 else EXCHGID_FLAGS_A):
         raise NFS4Error(x.NFS4ERR_INVAL)
     how = a.eia_state_protect.tag
     if how == x.SP4_MACH_CRED:
@@ -62,8 +65,9 @@ def _chan_out(c: ChannelAttrs):
 
 def op_create_session(ctx, a):
     store = ctx.server.store
-    if a.csa_fore_chan_attrs.ca_rdma_ird or a.csa_back_chan_attrs.ca_rdma_ird:
+    if a.csa_flags & ~CREATE_SESSION_FLAGS:
         raise NFS4Error(x.NFS4ERR_INVAL)
+    # ca_rdma_ird (0 or 1 entries) only matters on RDMA transports: ignored on TCP.
     session, replay = store.create_session(
         a.csa_clientid, a.csa_sequence, a.csa_flags, _chan(a.csa_fore_chan_attrs),
         _chan(a.csa_back_chan_attrs), a.csa_cb_program, principal(ctx))

@@ -215,6 +215,14 @@ class StateStore:
                 raise NFS4Error(x.NFS4ERR_PERM)
             self.renew(confirmed)
             return confirmed, x.EXCHGID4_FLAG_CONFIRMED_R
+        if confirmed is not None and confirmed.principal != principal:
+            # Case 3, client collision (RFC 8881 18.35.5): refused while the old record holds
+            # live state; otherwise the old record is removed now (as Linux nfsd does).
+            if confirmed.has_state() and not self.lease_expired(confirmed):
+                raise NFS4Error(x.NFS4ERR_CLID_INUSE)
+            self._purge(confirmed, retire=True)
+            self._unrecord(confirmed)
+            confirmed = None
         if confirmed is not None:
             if confirmed.verifier == verifier and confirmed.principal == principal:
                 # Case 2: the same incarnation asks again.
@@ -355,6 +363,8 @@ class StateStore:
         if len(client.sessions) >= MAX_SESSIONS_PER_CLIENT:
             raise NFS4Error(x.NFS4ERR_NOSPC)
         if fore.maxrequestsize < 256 or fore.maxresponsesize < 256 or fore.maxrequests < 1:
+            raise NFS4Error(x.NFS4ERR_TOOSMALL)
+        if back.maxrequestsize < 256 or back.maxresponsesize < 256 or back.maxrequests < 1:
             raise NFS4Error(x.NFS4ERR_TOOSMALL)
         neg = ChannelAttrs(
             0,
