@@ -1407,6 +1407,10 @@ class LocalBackend(I.Backend):
                         raise I.Permission("reserved name")
                     if dst[INO] == sst[INO] and generation(dst) == generation(sst):
                         return  # two links to one file: POSIX does nothing
+                elif is_dir(sst) and viewer is not None and \
+                        self._transients(dnode.id, dname, viewer):
+                    # The viewer sees a (new, regular) file there: a directory cannot replace it.
+                    raise I.NotDir()
                 os.rename(sname, dname, src_dir_fd=sfd, dst_dir_fd=dfd)
                 self._dir_changed(snode.id)
                 self._dir_changed(dnode.id)

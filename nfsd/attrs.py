@@ -235,6 +235,8 @@ def decode(fattr, minor: int, writable_only: bool = True) -> NewAttrs:
 
 def parse_owner(s: bytes) -> int:
     """An owner or group string as a numeric id ("1000", or "1000@domain")."""
+    if not s:
+        raise NFS4Error(x.NFS4ERR_INVAL)
     name = s.split(b"@", 1)[0]
     if name.isdigit() and len(name) < 11:
         v = int(name)
@@ -251,6 +253,8 @@ def parse_owner(s: bytes) -> int:
 
 
 def parse_group(s: bytes) -> int:
+    if not s:
+        raise NFS4Error(x.NFS4ERR_INVAL)
     name = s.split(b"@", 1)[0]
     if name.isdigit() and len(name) < 11:
         v = int(name)

@@ -203,14 +203,17 @@ class Compound:
         m = r.m
         handlers = self.handlers
         while r.i < r.n:
-            if r.i >= MAX_OPS_NO_SESSION and ctx.session is None:
-                r.results.append((x.OP_ILLEGAL, self.err_res[x.OP_ILLEGAL](
-                    x.NFS4ERR_RESOURCE if ctx.minor == 0 else x.NFS4ERR_TOO_MANY_OPS)))
-                return self._finish(r)
             try:
                 opnum, = _U.unpack_from(m, r.pos)
             except struct.error:
                 r.results.append((x.OP_ILLEGAL, self.err_res[x.OP_ILLEGAL](x.NFS4ERR_BADXDR)))
+                return self._finish(r)
+            if r.i >= MAX_OPS_NO_SESSION and ctx.session is None:
+                # Too long for a COMPOUND without a session: that operation gets RESOURCE.
+                if opnum not in self.err_res:
+                    opnum = x.OP_ILLEGAL
+                r.results.append((opnum, self.err_res[opnum](
+                    x.NFS4ERR_RESOURCE if ctx.minor == 0 else x.NFS4ERR_TOO_MANY_OPS)))
                 return self._finish(r)
             dec = self.dec_args.get(opnum)
             if ctx.minor == 0 and FIRST_41 <= opnum != x.OP_ILLEGAL:

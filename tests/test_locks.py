@@ -147,6 +147,7 @@ def test_share_deny_across_clients_and_downgrade(server):
     a = NfsClient(*server.address).mount()
     b = NfsClient(*server.address).mount()
     fh = a.create_file(a.root(), b"deny", b"x")
+    a.open(a.root(), b"deny", access=RD)  # so that READ/DENY_NONE is a mode to go back to
     _, sid, _ = a.open(a.root(), b"deny", access=RW, deny=x.OPEN4_SHARE_DENY_WRITE)
     assert status(b.open, b.root(), b"deny", access=RW) == x.NFS4ERR_SHARE_DENIED
     _, bsid, _ = b.open(b.root(), b"deny", access=RD)
@@ -155,7 +156,10 @@ def test_share_deny_across_clients_and_downgrade(server):
     # OPEN_DOWNGRADE to read, deny none: b may now open for write.
     a.call([op("PUTFH", fh), op("OPEN_DOWNGRADE", sid, 0, RD, x.OPEN4_SHARE_DENY_NONE)])
     _, wsid, _ = b.open(b.root(), b"deny", access=RW, owner=b"w")
-    # A downgrade may not widen.
+    # A downgrade may not widen, nor go to a mode the open never had.
     r = a.call([op("PUTFH", fh), op("OPEN_DOWNGRADE", x.stateid4(0, sid.other), 0, RW, 0)], check=False)
+    assert r[-1].tag == x.NFS4ERR_INVAL
+    r = a.call([op("PUTFH", fh), op("OPEN_DOWNGRADE", x.stateid4(0, sid.other), 0,
+                                    x.OPEN4_SHARE_ACCESS_WRITE, 0)], check=False)
     assert r[-1].tag == x.NFS4ERR_INVAL
     b.close_file(fh, wsid, owner=b"w")

@@ -355,6 +355,9 @@ def test_open_downgrade_publishes(client, tdir):
     path, fh = tdir
     ffh, sid, _ = client.open(fh, b"f", create=True, access=BOTH)
     client.write(ffh, sid, 0, b"downgraded")
+    # Also opened for READ by the same owner (as Linux does when a second process opens
+    # O_RDONLY): READ is a mode it may downgrade to.
+    _, sid, _ = client.open(fh, b"f", access=READ)
     assert on_disk(path, "f") is None
     r = client.call([op("PUTFH", ffh), op("OPEN_DOWNGRADE", sid, 0, READ, x.OPEN4_SHARE_DENY_NONE)])
     nsid = r[-1].value.open_stateid

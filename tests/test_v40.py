@@ -145,7 +145,7 @@ def test_lease_expiry_then_stale_or_expired_state(server, export):
     fh, sid, _ = a.open(a.root(), b"quiet40", create=True)
     a.write(fh, sid, 0, b"kept", stable=x.FILE_SYNC4)
     wait_for(lambda: "retired" in server.text(), what="lease expiry")
-    assert a.compound([op("RENEW", a.clientid)], minor=0).status == x.NFS4ERR_STALE_CLIENTID
+    assert a.compound([op("RENEW", a.clientid)], minor=0).status == x.NFS4ERR_EXPIRED
     w = a.compound([op("PUTFH", fh), op("WRITE", sid, 0, x.UNSTABLE4, b"x")], minor=0)
     # Its state is gone; the file under construction is hidden from everybody until it comes back.
     assert w.status in (x.NFS4ERR_BAD_STATEID, x.NFS4ERR_EXPIRED, x.NFS4ERR_STALE)

@@ -165,6 +165,7 @@ def test_rule3_close_publishes_whole_file_at_once(export, a, b):
 def test_rule3_open_downgrade_dropping_write_publishes(export, a, b):
     fh, sid, _ = a.open(a.root(), b"d", create=True)
     a.write(fh, sid, 0, b"downgraded")
+    _, sid, _ = a.open(a.root(), b"d", access=RD)  # a read-only open too: READ to go back to
     r = a.call([op("PUTFH", fh), op("OPEN_DOWNGRADE", sid, 0, RD, x.OPEN4_SHARE_DENY_NONE)])
     assert (export / "d").read_bytes() == b"downgraded"
     sid2 = r[-1].value.open_stateid

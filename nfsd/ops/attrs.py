@@ -148,11 +148,17 @@ _ALL = (x.ACCESS4_READ | x.ACCESS4_LOOKUP | x.ACCESS4_MODIFY | x.ACCESS4_EXTEND
         | x.ACCESS4_DELETE | x.ACCESS4_EXECUTE)
 
 
+_FOR_DIR = (x.ACCESS4_READ | x.ACCESS4_LOOKUP | x.ACCESS4_MODIFY | x.ACCESS4_EXTEND
+            | x.ACCESS4_DELETE)
+_FOR_OTHER = x.ACCESS4_READ | x.ACCESS4_MODIFY | x.ACCESS4_EXTEND | x.ACCESS4_EXECUTE
+
+
 def op_access(ctx, a):
     fh = ctx.fh()
     at = getattr_(ctx, fh)
     want = a.access
-    supported = want & _ALL
+    # Only the bits that mean something for this type of object are reported as supported.
+    supported = want & (_FOR_DIR if at.kind == Kind.DIR else _FOR_OTHER)
     bits = access.perm_bits(ctx.cred, at) if not ctx.cred.root else 7
     granted = 0
     is_dir = at.kind == Kind.DIR
@@ -181,4 +187,3 @@ HANDLERS = {
     x.OP_NVERIFY: op_nverify,
     x.OP_ACCESS: op_access,
 }
-_ = (OpenState, viewer)

@@ -69,7 +69,7 @@ def dir_attrs(ctx, fh):
     """Attributes of the current filehandle, which must be a directory."""
     a = getattr_(ctx, fh)
     if a.kind != Kind.DIR:
-        if a.kind == Kind.LNK and ctx.minor > 0:
+        if a.kind == Kind.LNK:
             raise NFS4Error(x.NFS4ERR_SYMLINK)
         raise NFS4Error(x.NFS4ERR_NOTDIR)
     return a

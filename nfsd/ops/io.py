@@ -69,7 +69,8 @@ def _file_kind_error(ctx, a):
         return x.NFS4ERR_ISDIR
     if a.kind == Kind.LNK:
         return x.NFS4ERR_SYMLINK
-    return x.NFS4ERR_WRONG_TYPE if ctx.minor else x.NFS4ERR_INVAL
+    # RFC 7530 16.16.6 asks 4.0 servers for SYMLINK here (as Linux nfsd answers).
+    return x.NFS4ERR_WRONG_TYPE if ctx.minor else x.NFS4ERR_SYMLINK
 
 
 def op_open(ctx, a):
@@ -114,6 +115,7 @@ def _open(ctx, a, client, owner):
     cred = ctx.cred
     created = None  # a new staging object made by this OPEN
     truncate = False
+    set_size = None  # a size given in the create attributes
     cinfo = None
     attrset = []
     handle = None
@@ -150,18 +152,19 @@ def _open(ctx, a, client, owner):
                 if verifier is not None:
                     if be.create_verifier(handle) != verifier:
                         raise NFS4Error(x.NFS4ERR_EXIST)
-                elif new.values.get(x.FATTR4_SIZE) == 0:
-                    truncate = True
-                    attrset.append(x.FATTR4_SIZE)
                 elif x.FATTR4_SIZE in new.values:
-                    raise NFS4Error(x.NFS4ERR_INVAL)
+                    if not share & WRITE:
+                        raise NFS4Error(x.NFS4ERR_INVAL)
+                    set_size = new.values[x.FATTR4_SIZE]
+                    truncate = set_size == 0
+                    attrset.append(x.FATTR4_SIZE)
             else:
                 require_rw(ctx, fh)
                 if not access.allowed(cred, d, access.W | access.X):
                     raise NFS4Error(x.NFS4ERR_ACCESS)
-                size = new.values.get(x.FATTR4_SIZE)
-                if size not in (None, 0):
-                    raise NFS4Error(x.NFS4ERR_INVAL)
+                set_size = new.values.get(x.FATTR4_SIZE) or None
+                if set_size is not None and set_size > attrs.MAX_FILESIZE:
+                    raise NFS4Error(x.NFS4ERR_FBIG)
                 uid, gid = _new_owner(ctx, d, new)
                 mode_bits = new.values.get(x.FATTR4_MODE, 0o644) & 0o7777
                 created = call(be.create_staged, fh.handle, name, v, mode_bits, uid, gid,
@@ -197,6 +200,8 @@ def _open(ctx, a, client, owner):
         if created is not None:
             be.discard(created)
         raise
+    if st.uid is None:
+        st.uid = ctx.cred.uid
     try:
         if created is not None:
             created.set_record(store.staging_record(st))
@@ -221,6 +226,8 @@ def _open(ctx, a, client, owner):
             if st.staging is None:
                 raise NFS4Error(x.NFS4ERR_INVAL)
             call(st.staging.truncate, 0)
+        if set_size and st.staging is not None:
+            call(st.staging.truncate, set_size)
     except NFS4Error:
         if not st.access_modes - {share}:
             store.close_open(st)
@@ -357,35 +364,57 @@ def _regular(ctx, fh, a=None):
     return a
 
 
+def _check_cred(ctx, st, fh, want):
+    """A stateid used by another user than the one who opened: that user's own permission
+    decides (a stolen stateid grants nothing)."""
+    if ctx.cred.uid != st.uid and not ctx.cred.root:
+        a = getattr_(ctx, fh)
+        if not access.allowed(ctx.cred, a, want):
+            raise NFS4Error(x.NFS4ERR_ACCESS)
+
+
+def _own_staging(store, handle, client):
+    """The version a client's machine is writing of this file, if any (it reads what it wrote)."""
+    if client is None:
+        return None
+    for w in store.writers_of(handle):
+        if w.client is client:
+            return w.staging
+    return None
+
+
 def op_read(ctx, a):
     fh = ctx.fh()
     st = _io_state(ctx, a.stateid, fh)
     count = min(a.count, attrs.MAX_RW, ctx.server.max_read_reply(ctx))
+    if a.offset >= attrs.MAX_FILESIZE:
+        count = 0
+    else:
+        count = min(count, attrs.MAX_FILESIZE - a.offset)
     store = ctx.server.store
-    if st is not None:
+    if st is None:
+        fa = _regular(ctx, fh)
+        if not access.allowed(ctx.cred, fa, access.R):
+            raise NFS4Error(x.NFS4ERR_ACCESS)
+        if store.denied(fh.handle, READ):
+            raise NFS4Error(x.NFS4ERR_LOCKED)
+        stg = _own_staging(store, fh.handle, ctx.client)
+    else:
         if st.access == 0:
             raise NFS4Error(x.NFS4ERR_OPENMODE)
-        stg = st.staging
-        if stg is not None:
-            data, eof = call(stg.read, a.offset, count)
-            return x.READ4res(x.NFS4_OK, x.READ4resok(eof, data))
-        try:
-            data, eof = fh.backend.read(fh.handle, a.offset, count)
-        except bi.Stale:
-            if st.pin is None:
-                raise NFS4Error(x.NFS4ERR_STALE) from None
-            data, eof = call(st.pin.read, a.offset, count)  # removed while open
-        except bi.BackendError as e:
-            raise NFS4Error(status_of(e)) from None
+        _check_cred(ctx, st, fh, access.R)
+        stg = st.staging or _own_staging(store, fh.handle, st.client)
+    if stg is not None:
+        data, eof = call(stg.read, a.offset, count)
         return x.READ4res(x.NFS4_OK, x.READ4resok(eof, data))
-    fa = _regular(ctx, fh)
-    if not access.allowed(ctx.cred, fa, access.R):
-        raise NFS4Error(x.NFS4ERR_ACCESS)
-    for w in store.writers_of(fh.handle):
-        if w.client is ctx.client:  # the writer's own machine sees its staged version
-            data, eof = call(w.staging.read, a.offset, count)
-            return x.READ4res(x.NFS4_OK, x.READ4resok(eof, data))
-    data, eof = call(fh.backend.read, fh.handle, a.offset, count)
+    try:
+        data, eof = fh.backend.read(fh.handle, a.offset, count)
+    except bi.Stale:
+        if st is None or st.pin is None:
+            raise NFS4Error(x.NFS4ERR_STALE) from None
+        data, eof = call(st.pin.read, a.offset, count)  # removed while open
+    except bi.BackendError as e:
+        raise NFS4Error(status_of(e)) from None
     return x.READ4res(x.NFS4_OK, x.READ4resok(eof, data))
 
 
@@ -395,9 +424,12 @@ def op_write(ctx, a):
     if st is None:
         # Special stateids cannot write: content changes only through an open's staging.
         _regular(ctx, fh)
+        if ctx.server.store.denied(fh.handle, WRITE):
+            raise NFS4Error(x.NFS4ERR_LOCKED)
         raise NFS4Error(x.NFS4ERR_OPENMODE)
     if not st.access & WRITE or st.staging is None:
         raise NFS4Error(x.NFS4ERR_OPENMODE)
+    _check_cred(ctx, st, fh, access.W)
     data = a.data
     if a.offset + len(data) > attrs.MAX_FILESIZE:
         raise NFS4Error(x.NFS4ERR_FBIG)

@@ -69,8 +69,6 @@ def op_lock(ctx, a):
                 store.check_generation(ost, ol.open_stateid, 0)
             lo = store.lock_owner(client, ol.lock_owner.owner)
             ls = lo.states.get(fh.handle)
-            if ctx.minor == 0 and ls is not None and not ls.closed:
-                raise NFS4Error(x.NFS4ERR_BAD_SEQID)  # not a new lock-owner for this file
             fresh = ls is None or ls.closed
             ls = store.lock_state(lo, ost)
             try:

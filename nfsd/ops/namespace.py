@@ -169,7 +169,7 @@ def op_readlink(ctx, a):
 
 
 _ENTRY_OVERHEAD = 4 + 8 + 4 + 4 + 4  # list flag, cookie, name length, bitmap length, attr length
-_REPLY_OVERHEAD = 4 + 8 + 4 + 4  # status, verifier, final list flag, eof
+_REPLY_OVERHEAD = 8 + 4 + 4  # READDIR4resok without entries: verifier, final list flag, eof
 
 
 def op_readdir(ctx, a):

@@ -111,7 +111,7 @@ class OpenState:
 
     __slots__ = (
         "other", "seqid", "owner", "fh", "access", "deny", "access_modes", "deny_modes",
-        "staging", "created", "pin", "locks", "closed", "export", "borrowed",
+        "staging", "created", "pin", "locks", "closed", "export", "borrowed", "uid",
     )
 
     def __init__(self, other, owner, fh, export):
@@ -127,6 +127,7 @@ class OpenState:
         self.staging = None  # backend Staging while this open writes
         self.created = False  # this open created the file (its CLOSE publishes it)
         self.borrowed = False  # shares the staging of another open of the same client
+        self.uid = None  # who opened it (a stateid used by another uid grants nothing)
         self.pin = None  # pinned published version (keeps an unlinked file readable)
         self.locks: dict = {}  # lock-owner -> LockState
         self.closed = False

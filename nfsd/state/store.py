@@ -70,6 +70,9 @@ class StateStore:
         self.unconfirmed40: dict[int, Client] = {}  # 4.0 SETCLIENTID records awaiting confirm
         # 4.0: closed opens, kept one lease so a retransmitted CLOSE is replayed (other -> st)
         self.closed40: dict[bytes, tuple] = {}
+        # What an expired client held, remembered a while so it hears EXPIRED, not BAD_STATEID.
+        self.expired_ids: dict[int, float] = {}
+        self.expired_others: dict[bytes, float] = {}
         self.by_owner: dict[bytes, list[Client]] = {}  # owner -> records with that owner
         self.sessions: dict[bytes, Session] = {}
         self.states: dict[bytes, object] = {}  # stateid other -> OpenState / LockState
@@ -153,6 +156,11 @@ class StateStore:
         for other, (_, when) in list(self.closed40.items()):
             if now - when > self.lease_time:
                 del self.closed40[other]
+        for table in (self.expired_ids, self.expired_others):
+            if table:
+                horizon = now - max(self.retire_after, 10 * self.lease_time)
+                for k in [k for k, t in table.items() if t < horizon or len(table) > 100_000]:
+                    del table[k]
         deadline = self.wallclock() - self.retire_after
         for key, stagings in list(self.retired.items()):
             keep = []
@@ -322,20 +330,15 @@ class StateStore:
         return unconf
 
     def renew_clientid(self, clientid: int) -> Client:
-        client = self.clients.get(clientid)
-        if client is None or not client.confirmed:
-            raise NFS4Error(x.NFS4ERR_STALE_CLIENTID if client is None else x.NFS4ERR_STALE_CLIENTID)
-        self.renew(client)
-        return client
+        return self.client40(clientid)
 
     def client40(self, clientid: int) -> Client:
-        """The confirmed 4.0 client a clientid names (renewing its lease)."""
+        """The confirmed 4.0 client a clientid names (renewing its lease): STALE_CLIENTID if
+        unknown (or from before a restart), EXPIRED if its lease ran out."""
         client = self.clients.get(clientid)
-        if client is None:
-            if self.is_stale_clientid(clientid):
-                raise NFS4Error(x.NFS4ERR_STALE_CLIENTID)
-            raise NFS4Error(x.NFS4ERR_STALE_CLIENTID)
-        if not client.confirmed:
+        if client is None or not client.confirmed:
+            if clientid in self.expired_ids:
+                raise NFS4Error(x.NFS4ERR_EXPIRED)
             raise NFS4Error(x.NFS4ERR_STALE_CLIENTID)
         self.renew(client)
         return client
@@ -452,6 +455,10 @@ class StateStore:
     def expire_client(self, client: Client):
         """The lease ran out: state is released, files under construction are retired."""
         self._event("expire", f"lease of client {client.owner!r} expired")
+        now = self.clock()
+        self.expired_ids[client.clientid] = now
+        for other in client.states:
+            self.expired_others[other] = now
         self._purge(client, retire=True)
         self._unrecord(client)
 
@@ -567,12 +574,18 @@ class StateStore:
         return oo
 
     def check_share(self, fh: bytes, access: int, deny: int, owner: OpenOwner):
-        """Share reservations across open-owners (RFC 8881 section 9.7)."""
+        """Share reservations (RFC 8881 section 9.7): checked against every open of the file,
+        the owner's own included (an owner that denies WRITE cannot then open for WRITE), as
+        Linux nfsd does."""
         for st in self.opens_by_file.get(fh, ()):
-            if st.owner is owner or st.closed:
+            if st.closed:
                 continue
             if (access & st.deny) or (deny & st.access):
                 raise NFS4Error(x.NFS4ERR_SHARE_DENIED)
+
+    def denied(self, fh: bytes, access: int) -> bool:
+        """Does some open deny this access (for I/O without an open: NFS4ERR_LOCKED)?"""
+        return any(st.deny & access for st in self.opens_by_file.get(fh, ()) if not st.closed)
 
     def open_file(self, owner: OpenOwner, fh: bytes, export, access: int, deny: int) -> OpenState:
         """Create or upgrade the open of `fh` by `owner`; bumps the stateid seqid."""
@@ -603,13 +616,13 @@ class StateStore:
         return [st for st in self.opens_by_file.get(fh, ()) if st.staging is not None]
 
     def downgrade(self, st: OpenState, access: int, deny: int):
+        """OPEN_DOWNGRADE to modes this open was actually opened with (RFC 7530 16.19.4)."""
         if access not in st.access_modes or deny not in st.deny_modes:
-            if (access & ~st.access) or (deny & ~st.deny) or access == 0:
-                raise NFS4Error(x.NFS4ERR_INVAL)
+            raise NFS4Error(x.NFS4ERR_INVAL)
         st.access = access
         st.deny = deny
-        st.access_modes = {access}
-        st.deny_modes = {deny}
+        st.access_modes = {m for m in st.access_modes if not m & ~access}
+        st.deny_modes = {m for m in st.deny_modes if not m & ~deny}
         st.seqid = (st.seqid + 1) & 0xFFFFFFFF or 1
 
     def close_open(self, st: OpenState):
@@ -762,6 +775,8 @@ class StateStore:
         if st is None:
             if other[:4] != struct.pack(">I", self.epoch):
                 raise NFS4Error(x.NFS4ERR_STALE_STATEID)
+            if other in self.expired_others:
+                raise NFS4Error(x.NFS4ERR_EXPIRED)
             raise NFS4Error(x.NFS4ERR_BAD_STATEID)
         if minor == 0:
             if isinstance(st, OpenState) and not st.owner.confirmed and not unconfirmed_ok:
