@@ -152,11 +152,10 @@ def _open(ctx, a, client, owner):
                 if verifier is not None:
                     if be.create_verifier(handle) != verifier:
                         raise NFS4Error(x.NFS4ERR_EXIST)
-                elif x.FATTR4_SIZE in new.values:
-                    if not share & WRITE:
-                        raise NFS4Error(x.NFS4ERR_INVAL)
-                    set_size = new.values[x.FATTR4_SIZE]
-                    truncate = set_size == 0
+                elif new.values.get(x.FATTR4_SIZE) == 0 and share & WRITE:
+                    # UNCHECKED4 on an existing file ignores the attributes except a size of 0
+                    # (O_CREAT|O_TRUNC), RFC 7530 section 16.16.5.
+                    truncate = True
                     attrset.append(x.FATTR4_SIZE)
             else:
                 require_rw(ctx, fh)
@@ -358,9 +357,13 @@ def _io_state(ctx, stateid, fh):
 
 
 def _regular(ctx, fh, a=None):
+    """READ, WRITE, COMMIT need a regular file: ISDIR for a directory, else INVAL (4.0) or
+    WRONG_TYPE (4.1+)."""
     a = a or getattr_(ctx, fh)
     if a.kind != Kind.REG:
-        raise NFS4Error(_file_kind_error(ctx, a))
+        if a.kind == Kind.DIR:
+            raise NFS4Error(x.NFS4ERR_ISDIR)
+        raise NFS4Error(x.NFS4ERR_WRONG_TYPE if ctx.minor else x.NFS4ERR_INVAL)
     return a
 
 
