@@ -19,7 +19,7 @@ def _serve(args) -> int:
     cfg = Config(
         directory=os.path.abspath(args.directory), bind=args.bind, port=args.port,
         state_dir=args.state_dir, lease_time=args.lease_time, grace_time=args.grace_time,
-        retire_after=args.retire_after,
+        retire_after=args.retire_after, delegations=not args.no_delegations,
     )
     try:
         running = build(cfg, reactor)
@@ -95,6 +95,8 @@ def main(argv=None) -> int:
                    help="grace period after a restart in seconds (default: one lease)")
     s.add_argument("--retire-after", type=int, default=3600,
                    help="seconds an abandoned unpublished file is kept (default 3600)")
+    s.add_argument("--no-delegations", action="store_true",
+                   help="never hand out read delegations (no callbacks to clients)")
     s.add_argument("-v", "--verbose", action="store_true", help="log every request")
     s.set_defaults(fn=_serve)
     i = sub.add_parser("inspect", help="list unfinished files and clients (read-only)")

@@ -113,6 +113,9 @@ class NfsClient:
         self.cs_seq = None
         self.nslots = 1
         self.seqids: dict[bytes, int] = {}  # 4.0: last seqid used per open-owner
+        self.recalls: list = []  # (stateid, fh) of every CB_RECALL received
+        self.answer_recalls = True  # reply NFS4_OK to CB_RECALL (the test returns it)
+        self.rpc.call_handler = self._callback
 
     # ------------------------------------------------------------------ transport
     def close(self):
@@ -127,6 +130,15 @@ class NfsClient:
     def reconnect(self):
         self.rpc.close()
         self.rpc = RpcClient(self.host, self.port, timeout=self.timeout)
+        self.rpc.call_handler = self._callback
+
+    def _callback(self, record):
+        """Answer the server's callbacks on this connection (4.1 back channel)."""
+        return answer_callback(record, self)
+
+    def poll(self):
+        """Process callbacks that have arrived (a harmless call: PUTROOTFH)."""
+        self.call([op("PUTROOTFH")])
 
     def null(self) -> bytes:
         return self.rpc.call(NFS_PROGRAM, NFS_V4, 0, b"", cred=self.cred)
@@ -184,11 +196,12 @@ class NfsClient:
         self.cs_seq = r.value.eir_sequenceid
         return r.value
 
-    def create_session(self, slots=8, maxops=16):
+    def create_session(self, slots=8, maxops=16, back_channel=False, sec=None):
         chan = x.channel_attrs4(0, 1 << 20 | 4096, 1 << 20 | 4096, 64 * 1024, maxops, slots, [])
         back = x.channel_attrs4(0, 4096, 4096, 0, 2, 1, [])
-        a = x.CREATE_SESSION4args(self.clientid, self.cs_seq, 0, chan, back, 0x40000000,
-                                  [x.callback_sec_parms4(x.AUTH_NONE, None)])
+        flags = x.CREATE_SESSION4_FLAG_CONN_BACK_CHAN if back_channel else 0
+        a = x.CREATE_SESSION4args(self.clientid, self.cs_seq, flags, chan, back, 0x40000000,
+                                  sec or [x.callback_sec_parms4(x.AUTH_NONE, None)])
         res = self.compound([x.nfs_argop4(x.OP_CREATE_SESSION, a)])
         r = res.resarray[0].value
         if r.tag != x.NFS4_OK:
@@ -219,14 +232,16 @@ class NfsClient:
         self.seqids[owner] = n
         return n
 
-    def mount(self):
-        """Establish client (and session) and finish reclaiming (nothing to reclaim)."""
+    def mount(self, back_channel=False):
+        """Establish client (and session) and finish reclaiming (nothing to reclaim).
+        back_channel: offer this connection for callbacks (then the client may be given
+        read delegations, and answers CB_RECALL, see `recalls`)."""
         if self.minor == 0:
             ok = self.setclientid()
             self.setclientid_confirm(ok.clientid, ok.setclientid_confirm)
             return self
         self.exchange_id()
-        self.create_session()
+        self.create_session(back_channel=back_channel)
         self.call([op("RECLAIM_COMPLETE", False)], check=False)
         return self
 
@@ -361,6 +376,37 @@ class NfsClient:
                 return out
             if not ok.reply.entries:
                 raise RuntimeError("READDIR made no progress")
+
+
+def answer_callback(record, client):
+    """The reply record to one callback CALL: CB_NULL, or CB_COMPOUND with CB_SEQUENCE and
+    CB_RECALL (recorded in client.recalls); other callback operations get NOTSUPP."""
+    from .rpc.message import parse_call, reply_success
+
+    call = parse_call(record)
+    if call.proc == 0:
+        return reply_success(call.xid)
+    args = decode(x.CB_COMPOUND4args, bytes(call.args))
+    results = []
+    status = x.NFS4_OK
+    for a in args.argarray:
+        if a.tag == x.OP_CB_SEQUENCE:
+            s = a.value
+            r = x.CB_SEQUENCE4res(x.NFS4_OK, x.CB_SEQUENCE4resok(
+                s.csa_sessionid, s.csa_sequenceid, s.csa_slotid, s.csa_highest_slotid,
+                s.csa_highest_slotid))
+        elif a.tag == x.OP_CB_RECALL:
+            client.recalls.append((a.value.stateid, a.value.fh, call.cred))
+            r = x.CB_RECALL4res(x.NFS4_OK)
+        else:
+            status = x.NFS4ERR_NOTSUPP
+            results.append(x.nfs_cb_resop4(a.tag, x.CB_GETATTR4res(status, None))
+                           if a.tag == x.OP_CB_GETATTR else x.nfs_cb_resop4(x.OP_CB_ILLEGAL,
+                                                                             x.CB_ILLEGAL4res(status)))
+            break
+        results.append(x.nfs_cb_resop4(a.tag, r))
+    res = x.CB_COMPOUND4res(status, args.tag, results)
+    return reply_success(call.xid) + encode(x.CB_COMPOUND4res, res)
 
 
 def _components(path):

@@ -18,6 +18,7 @@ from backend.local import LocalBackend
 from backend.records import RecordStore, write_status
 
 from .access import NOBODY, Cred
+from .callback import Callbacks
 from .compound import Compound
 from .drc import ReplyCache
 from .exports import Export, ExportTable
@@ -42,6 +43,7 @@ class Config:
     minors: tuple = (0, 1, 2)
     max_connections: int = 1024
     idle_timeout: float = 600.0
+    delegations: bool = True
     extra: dict = field(default_factory=dict)
 
 
@@ -50,7 +52,8 @@ class NfsServer:
 
     versions = (4, 4)
 
-    def __init__(self, exports: ExportTable, store: StateStore, reactor, minors=(1, 2)):
+    def __init__(self, exports: ExportTable, store: StateStore, reactor, minors=(1, 2),
+                 delegations: bool = True):
         self.exports = exports
         self.store = store
         self.reactor = reactor
@@ -63,6 +66,9 @@ class NfsServer:
         self.scope = self.owner_major
         self._pool = reactor.getThreadPool()
         store.persist = self._persist
+        self.delegations = delegations
+        self.callbacks = Callbacks(self, reactor)
+        store.send_recall = self.callbacks.recall
 
     def _persist(self, staging):
         def failed(f):
@@ -143,7 +149,8 @@ def build(config: Config, reactor=None) -> Running:
     store = StateStore(lease_time=config.lease_time, grace_time=config.grace_time,
                        retire_after=config.retire_after, records=records, clock=reactor.seconds)
     export = Export(0, "/", backend)
-    server = NfsServer(ExportTable([export]), store, reactor, minors=config.minors)
+    server = NfsServer(ExportTable([export]), store, reactor, minors=config.minors,
+                       delegations=config.delegations)
     # Recovery: files under construction and clients that held state before a restart.
     staged = backend.list_staged()
     for st in staged:

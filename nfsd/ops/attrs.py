@@ -108,6 +108,8 @@ def op_setattr(ctx, a):
             if t.value.nseconds >= 1_000_000_000:
                 raise NFS4Error(x.NFS4ERR_INVAL)
             setattr(changes, field, t.value.seconds * 1_000_000_000 + t.value.nseconds)
+    if store.recall_conflicts(fh.handle, ctx.client):
+        raise NFS4Error(x.NFS4ERR_DELAY)  # another client's delegation is being recalled
     if size is not None:
         _set_size(ctx, fh, cur, size, st)
         done.append(x.FATTR4_SIZE)

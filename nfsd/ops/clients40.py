@@ -26,6 +26,8 @@ def op_setclientid_confirm(ctx, a):
     store = ctx.server.store
     client = store.setclientid_confirm(a.clientid, a.setclientid_confirm, principal(ctx))
     ctx.call.conn.state["client40"] = client
+    if ctx.server.delegations and client.callback is not None:
+        ctx.server.callbacks.probe40(client)  # only the address the client gave
     ctx.server.log_client(client, "client confirmed (NFSv4.0)")
     return x.SETCLIENTID_CONFIRM4res(x.NFS4_OK)
 

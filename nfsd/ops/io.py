@@ -14,7 +14,7 @@ from backend.interface import Kind
 from .. import access, attrs
 from ..errors import NFS4Error, status_of
 from ..exports import FileRef
-from ..state.model import LockState, OpenState
+from ..state.model import Delegation, LockState, OpenState
 from ..xdr import nfs4 as x
 from .common import call, change_info, check_name, dir_attrs, getattr_, require_rw, viewer
 from .namespace import _new_owner
@@ -101,14 +101,23 @@ def _open(ctx, a, client, owner):
     elif claim in (x.CLAIM_NULL, x.CLAIM_FH):
         if grace or (ctx.minor >= 1 and not client.reclaim_complete):
             raise NFS4Error(x.NFS4ERR_GRACE)
-    elif claim in (x.CLAIM_DELEGATE_CUR, x.CLAIM_DELEGATE_PREV, x.CLAIM_DELEG_CUR_FH,
-                   x.CLAIM_DELEG_PREV_FH):
-        # No delegations are ever granted, so there is nothing to claim.
-        raise NFS4Error(x.NFS4ERR_RECLAIM_BAD if claim in (x.CLAIM_DELEGATE_PREV,
-                                                            x.CLAIM_DELEG_PREV_FH)
-                        else x.NFS4ERR_BAD_STATEID)
+    elif claim in (x.CLAIM_DELEGATE_CUR, x.CLAIM_DELEG_CUR_FH):
+        # An open the client did locally under its delegation, told to the server while it
+        # returns the delegation: checked below against that delegation.
+        if claim == x.CLAIM_DELEGATE_CUR and ctx.minor:
+            raise NFS4Error(x.NFS4ERR_NOTSUPP)
+        if claim == x.CLAIM_DELEG_CUR_FH and not ctx.minor:
+            raise NFS4Error(x.NFS4ERR_INVAL)
+    elif claim in (x.CLAIM_DELEGATE_PREV, x.CLAIM_DELEG_PREV_FH):
+        # Delegations are not kept across a client's restart: nothing to reclaim.
+        raise NFS4Error(x.NFS4ERR_RECLAIM_BAD)
     else:
         raise NFS4Error(x.NFS4ERR_INVAL)
+    deleg_sid = None
+    if claim == x.CLAIM_DELEGATE_CUR:
+        deleg_sid = a.claim.value.delegate_stateid
+    elif claim == x.CLAIM_DELEG_CUR_FH:
+        deleg_sid = a.claim.value
     fh = ctx.fh()
     be = fh.backend
     v = store.viewer(client)
@@ -119,9 +128,10 @@ def _open(ctx, a, client, owner):
     cinfo = None
     attrset = []
     handle = None
-    if claim == x.CLAIM_NULL:
+    if claim in (x.CLAIM_NULL, x.CLAIM_DELEGATE_CUR):
         d = dir_attrs(ctx, fh)
-        name = check_name(a.claim.value, ctx.minor)
+        name = check_name(a.claim.value if claim == x.CLAIM_NULL else a.claim.value.file,
+                          ctx.minor)
         if not access.allowed(cred, d, access.X):
             raise NFS4Error(x.NFS4ERR_ACCESS)
         try:
@@ -130,7 +140,7 @@ def _open(ctx, a, client, owner):
             handle = None
         except bi.BackendError as e:
             raise NFS4Error(status_of(e)) from None
-        if a.openhow.tag == x.OPEN4_CREATE:
+        if a.openhow.tag == x.OPEN4_CREATE and claim == x.CLAIM_NULL:
             how = a.openhow.value
             mode = how.tag
             new = None
@@ -177,11 +187,15 @@ def _open(ctx, a, client, owner):
             raise NFS4Error(x.NFS4ERR_NOENT)
         if cinfo is None:
             cinfo = change_info(d.change, d.change)
-    else:  # CLAIM_FH, CLAIM_PREVIOUS: the current filehandle is the file
-        if a.openhow.tag == x.OPEN4_CREATE and claim == x.CLAIM_FH:
+    else:  # CLAIM_FH, CLAIM_PREVIOUS, CLAIM_DELEG_CUR_FH: the current filehandle is the file
+        if a.openhow.tag == x.OPEN4_CREATE and claim != x.CLAIM_PREVIOUS:
             raise NFS4Error(x.NFS4ERR_INVAL)
         handle = fh.handle
         cinfo = change_info(0, 0)
+    if deleg_sid is not None:
+        dl = store.find_state(client, deleg_sid, handle, ctx.minor)
+        if not isinstance(dl, Delegation) or dl.client is not client:
+            raise NFS4Error(x.NFS4ERR_BAD_STATEID)
     fa = created.attrs() if created is not None else getattr_(ctx, FileRef(fh.export, handle), v)
     if fa.kind != Kind.REG:
         raise NFS4Error(_file_kind_error(ctx, fa))
@@ -193,6 +207,10 @@ def _open(ctx, a, client, owner):
             # The owner may always open what it may change the mode of (as local NFS servers do).
             if not (cred.uid == fa.uid and fa.uid != 0 and False):
                 raise NFS4Error(x.NFS4ERR_ACCESS)
+    if created is None and (share & WRITE or a.share_deny & READ) and \
+            store.recall_conflicts(handle, client):
+        # Another client holds a read delegation: it is being recalled; try again soon.
+        raise NFS4Error(x.NFS4ERR_DELAY)
     try:
         st = store.open_file(owner, handle, fh.export, share, a.share_deny)
     except NFS4Error:
@@ -231,6 +249,13 @@ def _open(ctx, a, client, owner):
         if not st.access_modes - {share}:
             store.close_open(st)
         raise
+    if created is not None and not share & WRITE:
+        # Created by an open that cannot write: nothing can make it grow, so it is done now
+        # (published at once, empty, as open(O_CREAT|O_RDONLY) makes it locally).
+        st.staging = None
+        st.created = False
+        call(be.publish, created)
+        created = None
     if st.pin is None and created is None:
         try:
             st.pin = be.open_version(handle)
@@ -244,13 +269,52 @@ def _open(ctx, a, client, owner):
         rflags |= x.OPEN4_RESULT_PRESERVE_UNLINKED
     elif not owner.confirmed:
         rflags |= x.OPEN4_RESULT_CONFIRM
-    deleg = NO_DELEGATION
-    if ctx.minor and want:
-        why = {x.OPEN4_SHARE_ACCESS_WANT_NO_DELEG: x.WND4_NOT_WANTED,
-               x.OPEN4_SHARE_ACCESS_WANT_CANCEL: x.WND4_CANCELLED}.get(want & 0xFF00,
-                                                                       x.WND4_NOT_SUPP_FTYPE)
-        deleg = x.open_delegation4(x.OPEN_DELEGATE_NONE_EXT, x.open_none_delegation4(why, None))
+    deleg = _delegation(ctx, client, st, claim, want, created is not None) or NO_DELEGATION
     return x.OPEN4res(x.NFS4_OK, x.OPEN4resok(sid, cinfo, rflags, attrs.to_words(attrset), deleg))
+
+
+# An ACE that grants nothing by itself: the client asks ACCESS (as Linux nfsd answers).
+_NO_ACE = x.nfsace4(x.ACE4_ACCESS_ALLOWED_ACE_TYPE, 0, 0, b"")
+
+
+def _delegation(ctx, client, st, claim, want, created):
+    """A read delegation when nothing stands in the way; else why not (4.1 with WANT flags).
+
+    Never a write delegation: a client holding one may keep the file open without telling the
+    server, and the server must see the CLOSE to publish (docs/semantics.md)."""
+    store = ctx.server.store
+    if ctx.minor == 0:
+        want = 0  # no WANT flags (and no OPEN_DELEGATE_NONE_EXT) in NFSv4.0
+    kind = want & 0xFF00
+    if kind == x.OPEN4_SHARE_ACCESS_WANT_NO_DELEG:
+        return _no_deleg(x.WND4_NOT_WANTED)
+    if kind == x.OPEN4_SHARE_ACCESS_WANT_CANCEL:
+        return _no_deleg(x.WND4_CANCELLED)
+    if not ctx.server.delegations or claim not in (x.CLAIM_NULL, x.CLAIM_FH):
+        return _no_deleg(x.WND4_NOT_SUPP_FTYPE) if want else None
+    if kind == x.OPEN4_SHARE_ACCESS_WANT_WRITE_DELEG:
+        return _no_deleg(x.WND4_NOT_SUPP_FTYPE)
+    fh = st.fh
+    if st.access != READ or st.deny or created or store.in_grace():
+        return _no_deleg(x.WND4_CONTENTION) if want else None
+    if store.delegation_of(client, fh) is not None:
+        return _no_deleg(x.WND4_CONTENTION) if want else None
+    for other in store.opens_by_file.get(fh, ()):
+        if other.access & WRITE or other.staging is not None:
+            return _no_deleg(x.WND4_CONTENTION) if want else None
+    if any(d.recalled_at is not None for d in store.delegs_by_file.get(fh, ())):
+        return _no_deleg(x.WND4_CONTENTION) if want else None
+    if not ctx.server.callbacks.usable(client):
+        return _no_deleg(x.WND4_RESOURCE) if want else None
+    d = store.grant_delegation(client, fh, ctx.cfh.wire)
+    return x.open_delegation4(x.OPEN_DELEGATE_READ, x.open_read_delegation4(
+        x.stateid4(d.seqid, d.other), False, _NO_ACE))
+
+
+def _no_deleg(why):
+    if why in (x.WND4_CONTENTION, x.WND4_RESOURCE):
+        return x.open_delegation4(x.OPEN_DELEGATE_NONE_EXT, x.open_none_delegation4(why, False))
+    return x.open_delegation4(x.OPEN_DELEGATE_NONE_EXT, x.open_none_delegation4(why, None))
 
 
 def open_state(ctx, stateid, fh, unconfirmed_ok=False, generation=True) -> OpenState:
@@ -356,6 +420,12 @@ def _io_state(ctx, stateid, fh):
     return st
 
 
+def _read_deleg(ctx, fh, count, offset):
+    """READ with a read delegation's stateid: the published version."""
+    data, eof = call(fh.backend.read, fh.handle, offset, count)
+    return x.READ4res(x.NFS4_OK, x.READ4resok(eof, data))
+
+
 def _regular(ctx, fh, a=None):
     """READ, WRITE, COMMIT need a regular file: ISDIR for a directory, else INVAL (4.0) or
     WRONG_TYPE (4.1+)."""
@@ -395,6 +465,8 @@ def op_read(ctx, a):
     else:
         count = min(count, attrs.MAX_FILESIZE - a.offset)
     store = ctx.server.store
+    if isinstance(st, Delegation):
+        return _read_deleg(ctx, fh, count, a.offset)
     if st is None:
         fa = _regular(ctx, fh)
         if not access.allowed(ctx.cred, fa, access.R):
@@ -430,7 +502,7 @@ def op_write(ctx, a):
         if ctx.server.store.denied(fh.handle, WRITE):
             raise NFS4Error(x.NFS4ERR_LOCKED)
         raise NFS4Error(x.NFS4ERR_OPENMODE)
-    if not st.access & WRITE or st.staging is None:
+    if isinstance(st, Delegation) or not st.access & WRITE or st.staging is None:
         raise NFS4Error(x.NFS4ERR_OPENMODE)
     _check_cred(ctx, st, fh, access.W)
     data = a.data
@@ -458,9 +530,12 @@ def op_commit(ctx, a):
 
 def op_delegreturn(ctx, a):
     fh = ctx.fh()
-    # No delegations are granted; any stateid given here is not a delegation stateid.
-    ctx.server.store.find_state(ctx.client, ctx.stateid(a.deleg_stateid), fh.handle, ctx.minor)
-    raise NFS4Error(x.NFS4ERR_BAD_STATEID)
+    store = ctx.server.store
+    d = store.find_state(ctx.client, ctx.stateid(a.deleg_stateid), fh.handle, ctx.minor)
+    if not isinstance(d, Delegation):
+        raise NFS4Error(x.NFS4ERR_BAD_STATEID)
+    store.return_delegation(d)
+    return x.DELEGRETURN4res(x.NFS4_OK)
 
 
 HANDLERS = {

@@ -100,6 +100,8 @@ def op_remove(ctx, a):
     if ctx.server.store.in_grace():
         # A reclaim may still need this name (as Linux nfsd does during grace).
         raise NFS4Error(x.NFS4ERR_GRACE)
+    if ctx.server.store.recall_conflicts(victim, ctx.client):
+        raise NFS4Error(x.NFS4ERR_DELAY)  # another client's delegation is being recalled
     call(be.remove, fh.handle, name, v)
     after = getattr_(ctx, fh)
     return x.REMOVE4res(x.NFS4_OK, x.REMOVE4resok(change_info(d.change, after.change)))
@@ -134,6 +136,10 @@ def op_rename(ctx, a):
             raise NFS4Error(x.NFS4ERR_ACCESS)
     if ctx.server.store.in_grace():
         raise NFS4Error(x.NFS4ERR_GRACE)
+    store = ctx.server.store
+    if store.recall_conflicts(moving, ctx.client) or \
+            (target is not None and store.recall_conflicts(target, ctx.client)):
+        raise NFS4Error(x.NFS4ERR_DELAY)
     call(be.rename, src.handle, oldname, dst.handle, newname, v)
     sa = getattr_(ctx, src)
     da = getattr_(ctx, dst)
@@ -155,6 +161,8 @@ def op_link(ctx, a):
         raise NFS4Error(x.NFS4ERR_ISDIR)
     require_rw(ctx, dst)
     require(ctx, dd, access.W | access.X)
+    if ctx.server.store.recall_conflicts(src.handle, ctx.client):
+        raise NFS4Error(x.NFS4ERR_DELAY)
     call(dst.backend.link, src.handle, dst.handle, name)
     after = getattr_(ctx, dst)
     return x.LINK4res(x.NFS4_OK, x.LINK4resok(change_info(dd.change, after.change)))

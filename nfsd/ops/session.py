@@ -75,6 +75,8 @@ def op_create_session(ctx, a):
         return replay
     session.cb_sec = a.csa_sec_parms
     session.conns.add(ctx.call.conn)
+    if session.flags & x.CREATE_SESSION4_FLAG_CONN_BACK_CHAN:
+        session.back_conns.append(ctx.call.conn)
     res = x.CREATE_SESSION4res(x.NFS4_OK, x.CREATE_SESSION4resok(
         csr_sessionid=session.sessionid,
         csr_sequence=a.csa_sequence,
@@ -109,13 +111,19 @@ def op_sequence(ctx, a):
     ctx.cachethis = a.sa_cachethis
     session.conns.add(ctx.call.conn)
     top = len(session.slots) - 1
+    flags = 0
+    if session.client.revoked_delegs:
+        flags |= x.SEQ4_STATUS_RECALLABLE_STATE_REVOKED
+    if session.flags & x.CREATE_SESSION4_FLAG_CONN_BACK_CHAN and \
+            not any(not c.closed for c in session.back_conns):
+        flags |= x.SEQ4_STATUS_CB_PATH_DOWN_SESSION
     return x.SEQUENCE4res(x.NFS4_OK, x.SEQUENCE4resok(
         sr_sessionid=session.sessionid,
         sr_sequenceid=a.sa_sequenceid,
         sr_slotid=a.sa_slotid,
         sr_highest_slotid=top,
         sr_target_highest_slotid=top,
-        sr_status_flags=0,
+        sr_status_flags=flags,
     ))
 
 
@@ -163,9 +171,19 @@ def op_bind_conn_to_session(ctx, a):
     else:
         raise NFS4Error(x.NFS4ERR_INVAL)
     session.conns.add(ctx.call.conn)
+    if out in (x.CDFS4_BACK, x.CDFS4_BOTH) and ctx.call.conn not in session.back_conns:
+        session.back_conns.append(ctx.call.conn)
     store.renew(session.client)
     return x.BIND_CONN_TO_SESSION4res(x.NFS4_OK, x.BIND_CONN_TO_SESSION4resok(
         bctsr_sessid=session.sessionid, bctsr_dir=out, bctsr_use_conn_in_rdma_mode=False))
+
+
+def op_backchannel_ctl(ctx, a):
+    """New callback program and security for the session's back channel (RFC 8881 18.33)."""
+    session = ctx.session
+    session.cb_program = a.bca_cb_program
+    session.cb_sec = a.bca_sec_parms
+    return x.BACKCHANNEL_CTL4res(x.NFS4_OK)
 
 
 def op_test_stateid(ctx, a):
@@ -188,5 +206,6 @@ HANDLERS = {
     x.OP_RECLAIM_COMPLETE: op_reclaim_complete,
     x.OP_BIND_CONN_TO_SESSION: op_bind_conn_to_session,
     x.OP_TEST_STATEID: op_test_stateid,
+    x.OP_BACKCHANNEL_CTL: op_backchannel_ctl,
     x.OP_FREE_STATEID: op_free_stateid,
 }

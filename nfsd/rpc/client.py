@@ -36,6 +36,9 @@ class RpcClient:
         self._records: deque = deque()
         self._unclaimed: deque = deque()  # (xid, body or RpcReplyError) read by call() for others
         self._xids = itertools.count(int.from_bytes(os.urandom(4), "big") & 0x7FFFFFFF)
+        # Calls from the server on this connection (NFSv4.1 callbacks): `call_handler(record)`
+        # returns the reply record to send (without marker), or None to send nothing.
+        self.call_handler = None
 
     # -- sending
     def send_call(self, prog: int, vers: int, proc: int, args=b"", cred: AuthSys | None = None, xid: int | None = None) -> int:
@@ -54,12 +57,19 @@ class RpcClient:
     def recv_record(self) -> bytes:
         """The next complete record, as bytes. Raises `RpcConnectionClosed` at EOF and
         `socket.timeout` (TimeoutError) when nothing arrives within the timeout."""
-        while not self._records:
-            data = self.sock.recv(1 << 16)
-            if not data:
-                raise RpcConnectionClosed("connection closed by the server")
-            self._records.extend(self._reader.feed(data))
-        return bytes(self._records.popleft())
+        while True:
+            while not self._records:
+                data = self.sock.recv(1 << 16)
+                if not data:
+                    raise RpcConnectionClosed("connection closed by the server")
+                self._records.extend(self._reader.feed(data))
+            record = bytes(self._records.popleft())
+            if self.call_handler is not None and record[4:8] == b"\0\0\0\0":  # a CALL
+                reply = self.call_handler(record)
+                if reply is not None:
+                    self.sock.sendall(b"".join(frame([reply])))
+                continue
+            return record
 
     def recv_reply(self) -> tuple[int, bytes]:
         """The next reply: (xid, results) on SUCCESS; other replies raise `RpcReplyError`."""

@@ -40,6 +40,7 @@ converting chunk by chunk (which would be two).
 from __future__ import annotations
 
 import logging
+import os
 from collections import deque
 
 from twisted.internet.defer import Deferred
@@ -48,9 +49,14 @@ from twisted.internet.protocol import Factory, Protocol
 from zope.interface import implementer
 
 from .framing import FramingError, RecordReader, frame
+from twisted.internet.error import ConnectionDone
+
 from .message import (
     CallError,
+    RpcReplyError,
+    build_call,
     parse_call,
+    parse_reply,
     reply_auth_error,
     reply_garbage_args,
     reply_proc_unavail,
@@ -74,6 +80,11 @@ __all__ = [
 ]
 
 DEFAULT_MAX_RECORD = (1 << 20) + (64 << 10)  # a 1 MiB READ/WRITE payload plus its headers
+_REPLY_TYPE = b"\0\0\0\1"  # msg_type REPLY
+
+
+class CallTimeout(Exception):
+    """A call we sent got no reply in time."""
 
 _log = logging.getLogger("nfsd.rpc")
 
@@ -138,7 +149,8 @@ class Program:
 class Connection:
     """What the upper layer sees of one TCP connection."""
 
-    __slots__ = ("id", "peer_host", "peer_port", "local_port", "state", "closed", "_protocol", "_on_close")
+    __slots__ = ("id", "peer_host", "peer_port", "local_port", "state", "closed", "_protocol",
+                 "_on_close")
 
     def __init__(self, id, peer_host, peer_port, local_port, protocol):
         self.id = id
@@ -154,6 +166,12 @@ class Connection:
         """Close the connection: replies already written are sent first; calls still
         pending (including the one being dispatched) get no reply."""
         self._protocol._close()
+
+    def call(self, prog, vers, proc, args_chunks, cred=None, timeout=30.0):
+        """Send an RPC call to the peer on this connection (NFSv4 callbacks); a Deferred
+        firing with the reply's results (bytes), or failing with RpcReplyError, CallTimeout or
+        ConnectionDone."""
+        return self._protocol.call(prog, vers, proc, args_chunks, cred, timeout)
 
     def on_close(self, callback):
         """Call `callback(conn)` once the connection is gone (at once if it already is)."""
@@ -192,6 +210,52 @@ class RpcProtocol(Protocol):
         self._last_activity = 0.0
         self._idle_call = None
         self._registered = False
+        self._pending: dict = {}  # xid -> (Deferred, timeout call) of calls we sent
+
+    # -- calls to the peer (callbacks)
+    def call(self, prog, vers, proc, args_chunks, cred=None, timeout=30.0):
+        d = Deferred()
+        if self._closing or self.transport is None:
+            d.errback(ConnectionDone("connection closed"))
+            return d
+        xid = self.factory._next_xid()
+        timer = None
+        if timeout:
+            timer = self.factory.reactor.callLater(timeout, self._call_timeout, xid)
+        self._pending[xid] = (d, timer)
+        self._write(frame([build_call(xid, prog, vers, proc, cred), *args_chunks]))
+        return d
+
+    def _call_timeout(self, xid):
+        entry = self._pending.pop(xid, None)
+        if entry is not None:
+            entry[0].errback(CallTimeout(f"no reply to xid {xid:#x}"))
+
+    def _reply(self, record):
+        """A REPLY record: the answer to one of our calls (others are dropped)."""
+        xid = int.from_bytes(bytes(record[:4]), "big")
+        entry = self._pending.pop(xid, None)
+        if entry is None:
+            self.factory.log.debug("rpc: %r: reply to unknown xid %#x dropped", self.conn, xid)
+            return
+        d, timer = entry
+        if timer is not None and timer.active():
+            timer.cancel()
+        try:
+            _, results = parse_reply(record)
+        except RpcReplyError as e:
+            d.errback(e)
+        except Exception as e:  # noqa: BLE001 - a malformed reply
+            d.errback(e)
+        else:
+            d.callback(bytes(results))
+
+    def _fail_pending(self):
+        pending, self._pending = self._pending, {}
+        for d, timer in pending.values():
+            if timer is not None and timer.active():
+                timer.cancel()
+            d.errback(ConnectionDone("connection closed"))
 
     # -- lifecycle
     def connectionMade(self):
@@ -213,6 +277,7 @@ class RpcProtocol(Protocol):
     def connectionLost(self, reason=None):
         self._closing = True
         self._backlog.clear()
+        self._fail_pending()
         self._reader = None  # a partial record is dropped with it
         if self._idle_call is not None and self._idle_call.active():
             self._idle_call.cancel()
@@ -301,6 +366,9 @@ class RpcProtocol(Protocol):
 
     def _handle(self, record):
         f = self.factory
+        if len(record) >= 8 and record[4:8] == _REPLY_TYPE:
+            self._reply(record)
+            return
         try:
             call = parse_call(record, self._cred_cache)
         except CallError as e:
@@ -448,6 +516,7 @@ class RpcFactory(Factory):
         self.log = log if log is not None else _log
         self.protocols: set = set()
         self._last_id = 0
+        self._xid = int.from_bytes(os.urandom(4), "big")
 
     def buildProtocol(self, addr):
         if len(self.protocols) >= self.max_connections:
@@ -462,8 +531,21 @@ class RpcFactory(Factory):
         self._last_id += 1
         return self._last_id
 
+    def _next_xid(self) -> int:
+        self._xid = (self._xid + 1) & 0xFFFFFFFF
+        return self._xid
+
     def _opened(self, protocol):
         self.protocols.add(protocol)
 
     def _closed(self, protocol):
         self.protocols.discard(protocol)
+
+
+def connect(factory: RpcFactory, host: str, port: int, timeout: float = 10.0):
+    """Open a TCP connection to (host, port) for calls we make (NFSv4.0 callbacks); a Deferred
+    firing with its `Connection`."""
+    from twisted.internet.endpoints import TCP4ClientEndpoint
+
+    ep = TCP4ClientEndpoint(factory.reactor, host, port, timeout=timeout)
+    return ep.connect(factory).addCallback(lambda proto: proto.conn)

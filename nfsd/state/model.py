@@ -18,7 +18,7 @@ class Client:
         "clientid", "owner", "verifier", "principal", "minor", "confirmed", "cs_sequence",
         "cs_reply", "last_renew", "sessions", "open_owners", "lock_owners", "states",
         "reclaim_complete", "confirm_verifier", "callback", "expired", "impl_id", "flags",
-        "may_reclaim", "recorded",
+        "may_reclaim", "recorded", "cb", "revoked_delegs",
     )
 
     def __init__(self, clientid, owner, verifier, principal, minor, now):
@@ -43,6 +43,8 @@ class Client:
         self.flags = 0
         self.may_reclaim = False  # held state before a server restart (grace reclaims)
         self.recorded = False  # a durable record says this incarnation holds state
+        self.cb = None  # its callback channel (nfsd.callback), once usable
+        self.revoked_delegs = 0  # revoked delegations not yet freed (SEQUENCE status flag)
 
     def has_state(self) -> bool:
         return bool(self.states)
@@ -64,7 +66,7 @@ class Slot:
 class Session:
     __slots__ = (
         "sessionid", "client", "fore", "back", "flags", "cb_program", "slots", "conns",
-        "cb_sec",
+        "cb_sec", "back_conns", "cb_seqid", "cb_busy",
     )
 
     def __init__(self, sessionid, client, fore, back, flags, cb_program):
@@ -77,6 +79,9 @@ class Session:
         self.slots = [Slot() for _ in range(fore.maxrequests)]
         self.conns: set = set()
         self.cb_sec = None
+        self.back_conns: list = []  # connections bound to the back channel
+        self.cb_seqid = 0  # back channel slot 0
+        self.cb_busy = False
 
 
 class ChannelAttrs:
@@ -164,3 +169,20 @@ class LockState:
     @property
     def client(self):
         return self.owner.client
+
+
+class Delegation:
+    """A read delegation of one file to one client (write delegations are never granted:
+    a client holding one may keep a file open indefinitely, and CLOSE is when it is done)."""
+
+    __slots__ = ("other", "seqid", "client", "fh", "wire", "recalled_at", "revoked", "closed")
+
+    def __init__(self, other, client, fh, wire=b""):
+        self.other = other
+        self.wire = wire  # the filehandle as the client knows it (for CB_RECALL)
+        self.seqid = 1
+        self.client = client
+        self.fh = fh
+        self.recalled_at = None  # clock value of the CB_RECALL, or None
+        self.revoked = False
+        self.closed = False

@@ -30,8 +30,8 @@ import time
 from ..errors import NFS4Error
 from ..xdr import nfs4 as x
 from . import locks as L
-from .model import (ONES_OTHER, ZERO_OTHER, ChannelAttrs, Client, LockOwner, LockState,
-                    OpenOwner, OpenState, Session)
+from .model import (ONES_OTHER, ZERO_OTHER, ChannelAttrs, Client, Delegation, LockOwner,
+                    LockState, OpenOwner, OpenState, Session)
 
 log = logging.getLogger("nfsd.state")
 
@@ -78,6 +78,9 @@ class StateStore:
         self.states: dict[bytes, object] = {}  # stateid other -> OpenState / LockState
         self.opens_by_file: dict[bytes, list[OpenState]] = {}  # handle -> opens
         self.locks_by_file: dict[bytes, list[LockState]] = {}  # handle -> lock states
+        self.delegs_by_file: dict[bytes, list[Delegation]] = {}  # handle -> delegations
+        # How a delegation is recalled (the server sends CB_RECALL); set by the server.
+        self.send_recall = lambda deleg: None
         # Files under construction not attached to an open: (owner, verifier) -> [staging]
         self.retired: dict[tuple[bytes, bytes], list] = {}
         self.recoverable: dict[tuple[bytes, bytes], list] = {}
@@ -161,6 +164,10 @@ class StateStore:
                 horizon = now - max(self.retire_after, 10 * self.lease_time)
                 for k in [k for k, t in table.items() if t < horizon or len(table) > 100_000]:
                     del table[k]
+        for lst in list(self.delegs_by_file.values()):
+            for d in list(lst):
+                if d.recalled_at is not None and now - d.recalled_at > self.lease_time:
+                    self.revoke_delegation(d)
         deadline = self.wallclock() - self.retire_after
         for key, stagings in list(self.retired.items()):
             keep = []
@@ -489,6 +496,8 @@ class StateStore:
                     self._retire_staging((client.owner, client.verifier), st.staging)
                 st.staging = None
                 self._drop_open(st)
+            elif isinstance(st, Delegation):
+                self._drop_delegation(st)
             else:
                 self._drop_lock(st)
         client.states.clear()
@@ -673,6 +682,62 @@ class StateStore:
             if not lst:
                 del self.locks_by_file[ls.fh]
 
+    # ------------------------------------------------------------------ delegations
+    def delegation_of(self, client: Client, fh: bytes):
+        for d in self.delegs_by_file.get(fh, ()):
+            if d.client is client:
+                return d
+        return None
+
+    def grant_delegation(self, client: Client, fh: bytes, wire: bytes = b"") -> Delegation:
+        d = Delegation(self.new_other(), client, fh, wire)
+        client.states[d.other] = d
+        self.states[d.other] = d
+        self.delegs_by_file.setdefault(fh, []).append(d)
+        return d
+
+    def recall_conflicts(self, fh: bytes, client) -> bool:
+        """Delegations of other clients stand in the way of a change to `fh`: recall them
+        (once) and tell the caller to answer NFS4ERR_DELAY. False when there are none."""
+        others = [d for d in self.delegs_by_file.get(fh, ()) if d.client is not client]
+        for d in others:
+            if d.recalled_at is None:
+                d.recalled_at = self.clock()
+                self.send_recall(d)
+        return bool(others)
+
+    def return_delegation(self, d: Delegation):
+        self._drop_delegation(d)
+        self.states.pop(d.other, None)
+        d.client.states.pop(d.other, None)
+
+    def revoke_delegation(self, d: Delegation):
+        """Not returned within a lease after the recall: taken away (RFC 8881 10.2.1)."""
+        self._event("revoke", f"delegation of client {d.client.owner!r} revoked: not returned")
+        self._drop_delegation(d)
+        d.revoked = True
+        if d.client.minor:
+            d.client.revoked_delegs += 1  # until FREE_STATEID (SEQ4_STATUS_RECALLABLE_STATE_REVOKED)
+        else:
+            self.states.pop(d.other, None)
+            d.client.states.pop(d.other, None)
+            self.expired_others[d.other] = self.clock()
+
+    def _forget_delegation(self, d: Delegation):
+        self.states.pop(d.other, None)
+        d.client.states.pop(d.other, None)
+        if d.revoked and d.client.revoked_delegs:
+            d.client.revoked_delegs -= 1
+
+    def _drop_delegation(self, d: Delegation):
+        d.closed = True
+        lst = self.delegs_by_file.get(d.fh)
+        if lst is not None:
+            if d in lst:
+                lst.remove(d)
+            if not lst:
+                del self.delegs_by_file[d.fh]
+
     # ------------------------------------------------------------------ byte-range locks
     def lock_state(self, lo: LockOwner, open_state: OpenState) -> LockState:
         """The lock stateid of a lock-owner for the file of `open_state` (made on first use)."""
@@ -778,6 +843,8 @@ class StateStore:
             if other in self.expired_others:
                 raise NFS4Error(x.NFS4ERR_EXPIRED)
             raise NFS4Error(x.NFS4ERR_BAD_STATEID)
+        if isinstance(st, Delegation) and st.revoked:
+            raise NFS4Error(x.NFS4ERR_DELEG_REVOKED if minor else x.NFS4ERR_EXPIRED)
         if minor == 0:
             if isinstance(st, OpenState) and not st.owner.confirmed and not unconfirmed_ok:
                 raise NFS4Error(x.NFS4ERR_BAD_STATEID)
@@ -798,7 +865,7 @@ class StateStore:
                 raise NFS4Error(x.NFS4ERR_OLD_STATEID)
             raise NFS4Error(x.NFS4ERR_BAD_STATEID)
 
-    def stateid_status(self, client: Client, stateid) -> int:
+    def stateid_status(self, client: Client, stateid) -> int:  # noqa: D401
         """TEST_STATEID's answer for one stateid."""
         if stateid.other in (ZERO_OTHER, ONES_OTHER):
             return x.NFS4ERR_BAD_STATEID
@@ -809,9 +876,18 @@ class StateStore:
         return x.NFS4_OK
 
     def free_stateid(self, client: Client, stateid):
-        st = self.find_state(client, stateid, None, 1)
+        try:
+            st = self.find_state(client, stateid, None, 1)
+        except NFS4Error as e:
+            d = self.states.get(stateid.other)
+            if e.status == x.NFS4ERR_DELEG_REVOKED and d is not None and d.client is client:
+                self._forget_delegation(d)  # the client acknowledges the revocation
+                return
+            raise
         if st is None:  # a special stateid
             raise NFS4Error(x.NFS4ERR_BAD_STATEID)
+        if isinstance(st, Delegation):
+            raise NFS4Error(x.NFS4ERR_LOCKS_HELD)
         if isinstance(st, OpenState):
             raise NFS4Error(x.NFS4ERR_LOCKS_HELD)
         if st.ranges:
