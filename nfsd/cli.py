@@ -16,8 +16,12 @@ def _serve(args) -> int:
     level = logging.DEBUG if args.verbose else logging.INFO
     logging.basicConfig(level=level, format="%(asctime)s %(name)s %(levelname)s %(message)s",
                         stream=sys.stderr)
+    if (args.directory is None) == (args.exports is None):
+        print("nfsd serve: give a directory, or --exports FILE (not both)", file=sys.stderr)
+        return 2
     cfg = Config(
-        directory=os.path.abspath(args.directory), bind=args.bind, port=args.port,
+        directory=os.path.abspath(args.directory) if args.directory else None,
+        exports_file=args.exports, bind=args.bind, port=args.port,
         state_dir=args.state_dir, lease_time=args.lease_time, grace_time=args.grace_time,
         retire_after=args.retire_after, delegations=not args.no_delegations,
     )
@@ -27,10 +31,40 @@ def _serve(args) -> int:
         print(f"nfsd: cannot serve {args.directory}: {e}", file=sys.stderr)
         return 1
     host, port = running.address
+    what = cfg.directory or ", ".join(e.path for e in running.server.exports.exports)
     # Tests and scripts read this line to learn the port (with --port 0).
-    print(f"nfsd: serving {cfg.directory} on {host}:{port}", flush=True)
+    print(f"nfsd: serving {what} on {host}:{port}", flush=True)
+    if cfg.exports_file:
+        import signal
+
+        from .server import reload_exports
+
+        signal.signal(signal.SIGHUP, lambda *_: reactor.callFromThread(reload_exports, running))
     reactor.run()
     return 0
+
+
+def _exports_check(args) -> int:
+    from .exports import ExportsError, parse_exports
+
+    try:
+        exports = parse_exports(args.file)
+    except ExportsError as e:
+        print(f"nfsd exports check: {e}", file=sys.stderr)
+        return 1
+    for e in exports:
+        rules = " ".join(f"{m.text}({_opts_text(o)})" for m, o in e.rules)
+        print(f"{e.path}\t{rules}")
+    return 0
+
+
+def _opts_text(o) -> str:
+    parts = ["rw" if o.rw else "ro"]
+    parts.append("all_squash" if o.all_squash else "root_squash" if o.root_squash else "no_root_squash")
+    if o.all_squash or o.root_squash:
+        parts.append(f"anonuid={o.anonuid},anongid={o.anongid}")
+    parts.append("secure" if o.secure else "insecure")
+    return ",".join(parts)
 
 
 def _inspect(args) -> int:
@@ -85,7 +119,9 @@ def main(argv=None) -> int:
     p = argparse.ArgumentParser(prog="nfsd", description="A user-space NFSv4 server whose files are write-once.")
     sub = p.add_subparsers(dest="cmd", required=True)
     s = sub.add_parser("serve", help="serve a directory as the NFSv4 root /")
-    s.add_argument("directory")
+    s.add_argument("directory", nargs="?", help="directory to serve as / (or use --exports)")
+    s.add_argument("--exports", metavar="FILE", default=None,
+                   help="exports file (exports(5) syntax); reloaded on SIGHUP")
     s.add_argument("--bind", default="0.0.0.0", help="address to listen on (default 0.0.0.0)")
     s.add_argument("--port", type=int, default=2049, help="TCP port (default 2049; 0 picks one)")
     s.add_argument("--state-dir", default=None,
@@ -99,6 +135,11 @@ def main(argv=None) -> int:
                    help="never hand out read delegations (no callbacks to clients)")
     s.add_argument("-v", "--verbose", action="store_true", help="log every request")
     s.set_defaults(fn=_serve)
+    ex = sub.add_parser("exports", help="exports file tools")
+    exsub = ex.add_subparsers(dest="excmd", required=True)
+    chk = exsub.add_parser("check", help="validate an exports file without serving")
+    chk.add_argument("file")
+    chk.set_defaults(fn=_exports_check)
     i = sub.add_parser("inspect", help="list unfinished files and clients (read-only)")
     i.add_argument("directory", help="the exported directory")
     i.add_argument("--state-dir", default=None, help="state directory if not DIR/.nfsd")

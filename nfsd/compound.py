@@ -57,20 +57,26 @@ class Ctx:
     """Per-COMPOUND state passed to every operation handler."""
 
     __slots__ = (
-        "server", "call", "cred", "minor", "session", "slot", "client", "cfh", "sfh",
-        "cur_sid", "saved_sid", "cachethis", "replay", "tag", "nops", "opindex", "reqsize",
-        "drc_key", "nonidem",
+        "server", "call", "cred", "raw_cred", "minor", "session", "slot", "client", "_cfh",
+        "sfh", "cur_sid", "saved_sid", "cachethis", "replay", "tag", "nops", "opindex",
+        "reqsize", "drc_key", "nonidem", "host", "port", "_cred_for", "opts",
     )
 
     def __init__(self, server, call, cred, minor, tag, nops, reqsize):
         self.server = server
         self.call = call
-        self.cred = cred
+        self.raw_cred = cred  # as the client sent it
+        self.cred = cred  # after the export's squashing (set with the current filehandle)
+        self.opts = None  # the export options for this client on the current filehandle
+        self._cred_for = None
+        conn = call.conn
+        self.host = conn.peer_host if conn is not None else None
+        self.port = conn.peer_port if conn is not None else 0
         self.minor = minor
         self.session = None
         self.slot = None
         self.client = None
-        self.cfh: FileRef | None = None
+        self._cfh: FileRef | None = None
         self.sfh: FileRef | None = None
         self.cur_sid = None
         self.saved_sid = None
@@ -82,6 +88,30 @@ class Ctx:
         self.reqsize = reqsize
         self.drc_key = None
         self.nonidem = False
+
+    @property
+    def cfh(self):
+        return self._cfh
+
+    @cfh.setter
+    def cfh(self, fh):
+        self._cfh = fh
+        if fh is not None and fh.export is not self._cred_for:
+            e = fh.export
+            self._cred_for = e
+            opts = self.opts = e.options_for(self.host)
+            self.cred = opts.squash(self.raw_cred) if opts is not None else self.raw_cred
+
+    def enter(self, fh):
+        """Make `fh` current after checking that this client may use its export at all
+        (PUTFH, PUTROOTFH, LOOKUP into an export, ...): ACCESS otherwise, never data."""
+        opts = fh.export.options_for(self.host)
+        if opts is None or (opts.secure and self.port >= 1024):
+            raise NFS4Error(x.NFS4ERR_ACCESS)
+        self.cfh = fh
+
+    def options(self, export):
+        return export.options_for(self.host)
 
     def fh(self) -> FileRef:
         """The current filehandle, or NOFILEHANDLE."""

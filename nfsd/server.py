@@ -21,7 +21,7 @@ from .access import NOBODY, Cred
 from .callback import Callbacks
 from .compound import Compound
 from .drc import ReplyCache
-from .exports import Export, ExportTable
+from .exports import Export, ExportTable, parse_exports, single_export
 from .ops import handlers
 from .rpc.server import ProcUnavail, RpcFactory
 from .state.store import StateStore
@@ -44,6 +44,7 @@ class Config:
     max_connections: int = 1024
     idle_timeout: float = 600.0
     delegations: bool = True
+    exports_file: str | None = None
     extra: dict = field(default_factory=dict)
 
 
@@ -122,6 +123,7 @@ class Running:
         self.port = port
         self.backends = backends
         self._looping = looping
+        self.config = None
 
     @property
     def address(self):
@@ -139,31 +141,54 @@ class Running:
         return d.addCallback(closed)
 
 
+def open_exports(config: Config, reuse: dict | None = None) -> list[Export]:
+    """The exports with their backends: from the exports file, or `nfsd serve DIR`.
+    `reuse` maps directories to backends already open (a reload keeps them)."""
+    reuse = reuse or {}
+    if config.exports_file is None:
+        backend = reuse.get(config.directory) or LocalBackend(config.directory, config.state_dir)
+        return [single_export(config.directory, backend)]
+    exports = parse_exports(config.exports_file)
+    opened = []
+    try:
+        for e in exports:
+            e.backend = reuse.get(e.directory)
+            if e.backend is None:
+                e.backend = LocalBackend(e.directory)
+                opened.append(e.backend)
+    except BaseException:
+        for b in opened:
+            b.close()
+        raise
+    return exports
+
+
 def build(config: Config, reactor=None) -> Running:
     if reactor is None:
         from twisted.internet import reactor as _r
 
         reactor = _r
-    backend = LocalBackend(config.directory, config.state_dir)
-    records = RecordStore(os.path.join(backend.state_dir, "clients"))
+    exports = open_exports(config)
+    # Server-wide state (client records, status) lives with the first export's state.
+    first = min(exports, key=lambda e: e.path).backend
+    records = RecordStore(os.path.join(first.state_dir, "clients"))
     store = StateStore(lease_time=config.lease_time, grace_time=config.grace_time,
                        retire_after=config.retire_after, records=records, clock=reactor.seconds)
-    export = Export(0, "/", backend)
-    server = NfsServer(ExportTable([export]), store, reactor, minors=config.minors,
-                       delegations=config.delegations)
+    server = NfsServer(ExportTable(exports, time.time_ns()), store, reactor,
+                       minors=config.minors, delegations=config.delegations)
     # Recovery: files under construction and clients that held state before a restart.
-    staged = backend.list_staged()
-    for st in staged:
-        store.add_recoverable(st)
+    for e in exports:
+        for st in e.backend.list_staged():
+            store.add_recoverable(st)
+        for path, why in getattr(e.backend, "problems", lambda: [])():
+            log.warning("unreadable staging record %s: %s", path, why)
     owners = {o for o, _ in records.clients()}
     owners |= {k[0] for k in store.recoverable}
     store.start_grace(owners)
-    for path, why in getattr(backend, "problems", lambda: [])():
-        log.warning("unreadable staging record %s: %s", path, why)
     factory = RpcFactory({NFS_PROGRAM: server}, max_connections=config.max_connections,
                          idle_timeout=config.idle_timeout, reactor=reactor)
     port = reactor.listenTCP(config.port, factory, interface=config.bind)
-    status_path = os.path.join(backend.state_dir, "status.json")
+    status_path = os.path.join(first.state_dir, "status.json")
     started = time.time()
 
     def tick():
@@ -178,4 +203,29 @@ def build(config: Config, reactor=None) -> Running:
     looping = task.LoopingCall(tick)
     looping.clock = reactor
     looping.start(max(0.2, min(5.0, config.lease_time / 4)), now=False)
-    return Running(server, port, [backend], looping)
+    running = Running(server, port, [e.backend for e in exports], looping)
+    running.config = config
+    return running
+
+
+def reload_exports(running: "Running") -> bool:
+    """Re-read the exports file (SIGHUP) without dropping clients: unchanged exports keep their
+    backends and state; a bad file is refused and the old exports stay. True if applied."""
+    config = running.config
+    if config.exports_file is None:
+        return False
+    server = running.server
+    old = {e.directory: e.backend for e in server.exports.exports}
+    try:
+        exports = open_exports(config, reuse=old)
+    except (OSError, ValueError) as e:
+        log.error("exports not reloaded: %s", e)
+        return False
+    server.exports = ExportTable(exports, server.exports.started_ns)
+    kept = {e.directory for e in exports}
+    for d, b in old.items():
+        if d not in kept:
+            b.close()  # its filehandles are stale from now on
+    running.backends = [e.backend for e in exports]
+    log.info("exports reloaded: %s", ", ".join(e.path for e in exports))
+    return True

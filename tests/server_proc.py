@@ -14,7 +14,7 @@ _LINE = re.compile(rb"nfsd: serving .* on ([0-9.]+):(\d+)")
 
 class ServerProcess:
     def __init__(self, directory, *extra, port=0, state_dir=None, env=None):
-        self.directory = str(directory)
+        self.directory = None if directory is None else str(directory)
         self.extra = [str(e) for e in extra]
         self.port = port
         self.state_dir = state_dir
@@ -24,8 +24,8 @@ class ServerProcess:
         self._reader = None
 
     def start(self, timeout=30):
-        cmd = [sys.executable, "-m", "nfsd", "serve", self.directory, "--bind", "127.0.0.1",
-               "--port", str(self.port), *self.extra]
+        cmd = [sys.executable, "-m", "nfsd", "serve", *([self.directory] if self.directory else []),
+               "--bind", "127.0.0.1", "--port", str(self.port), *self.extra]
         if self.state_dir:
             cmd += ["--state-dir", str(self.state_dir)]
         env = dict(os.environ, **(self.env or {}))
@@ -75,6 +75,9 @@ class ServerProcess:
                 self.proc.wait(30)
         if self._reader:
             self._reader.join(10)
+
+    def signal(self, sig):
+        self.proc.send_signal(sig)
 
     def alive(self) -> bool:
         return self.proc is not None and self.proc.poll() is None

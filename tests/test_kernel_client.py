@@ -72,3 +72,24 @@ def test_two_process_lockf_conflict(vm, tmp_path, vers):
     out = r.stdout + r.stderr
     assert r.returncode == 0, f"{out[-4000:]}\n--- server ---\n{srv.text()[-3000:]}"
     assert "@@LC PASS conflicting lock refused" in out and "@@LC PASS granted after unlock" in out
+
+
+def test_smoke_through_an_exports_file(vm, tmp_path):
+    """`nfsd serve --exports FILE`: the Linux client mounts one export below the pseudo root."""
+    data = tmp_path / "srv" / "data"
+    data.mkdir(parents=True)
+    (tmp_path / "srv" / "other").mkdir()
+    exports = tmp_path / "exports"
+    exports.write_text(f"{data} 127.0.0.1(rw,no_root_squash,insecure)\n"
+                       f"{tmp_path}/srv/other *(ro,insecure)\n")
+    srv = ServerProcess(None, "--exports", str(exports)).start()
+    try:
+        cmd = [sys.executable, str(HERE / "lc-run"), "--port", str(srv.port), "--vers", "4.1",
+               "--path", str(data), "--workload", str(HERE / "workloads" / "smoke"), "--quiet",
+               "--timeout", "600", "--work", str(WORK)]
+        r = subprocess.run(cmd, capture_output=True, text=True, timeout=660)
+    finally:
+        srv.stop()
+    out = r.stdout + r.stderr
+    assert r.returncode == 0, f"{out[-4000:]}\n--- server ---\n{srv.text()[-3000:]}"
+    assert " fail=0" in out

@@ -85,6 +85,14 @@ def test_putfh_handle_of_unknown_export_is_stale(client, tdir):
                                                                         x.NFS4ERR_BADHANDLE)
 
 
+@pytest.mark.parametrize("oid", [0, 1 << 62, (1 << 63) - 1, 1 << 63, (1 << 64) - 1])
+def test_putfh_with_any_object_id_is_stale_not_a_fault(client, tdir, oid):
+    path, fh = tdir
+    # Same export and length, object id never issued (incl. ids SQLite cannot store).
+    forged = fh[:9] + oid.to_bytes(8, "big") + fh[17:]
+    assert status(client, [op("PUTFH", forged)]) == x.NFS4ERR_STALE
+
+
 def test_putfh_handle_too_long_for_xdr_is_badxdr(client):
     body = struct.pack(">II", x.OP_PUTFH, 129) + bytes(132)
     res = decode(x.COMPOUND4res, client.raw_compound(compound_bytes([client.sequence_op(), body])))

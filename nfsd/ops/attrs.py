@@ -15,7 +15,8 @@ from .common import call, getattr_, require_rw, viewer
 def source(ctx, fh, a):
     be = fh.backend
     return attrs.AttrSource(a, fh.wire, be.fsid(), ctx.server.store.lease_time,
-                            lambda: be.statfs(fh.handle), ctx.minor)
+                            lambda: be.statfs(fh.handle), ctx.minor,
+                            ctx.server.exports.mounted_on(fh))
 
 
 def op_getattr(ctx, a):
@@ -166,7 +167,8 @@ def op_access(ctx, a):
     is_dir = at.kind == Kind.DIR
     if bits & access.R:
         granted |= x.ACCESS4_READ
-    if bits & access.W and fh.export.rw:
+    opts = ctx.options(fh.export)
+    if bits & access.W and opts is not None and opts.rw:
         granted |= x.ACCESS4_MODIFY | x.ACCESS4_EXTEND
         if is_dir:
             granted |= x.ACCESS4_DELETE

@@ -82,7 +82,9 @@ def require(ctx, a, want: int):
 
 
 def require_rw(ctx, fh):
-    if not fh.export.rw:
+    """Changes need a read-write export (for this client): ROFS otherwise."""
+    opts = ctx.options(fh.export)
+    if opts is None or not opts.rw:
         raise NFS4Error(x.NFS4ERR_ROFS)
 
 

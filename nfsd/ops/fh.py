@@ -13,13 +13,13 @@ from .. import access
 
 
 def op_putrootfh(ctx, a):
-    ctx.cfh = ctx.server.exports.root()
+    ctx.enter(ctx.server.exports.root())
     ctx.cur_sid = None
     return x.PUTROOTFH4res(x.NFS4_OK)
 
 
 def op_putpubfh(ctx, a):
-    ctx.cfh = ctx.server.exports.root()
+    ctx.enter(ctx.server.exports.root())
     ctx.cur_sid = None
     return x.PUTPUBFH4res(x.NFS4_OK)
 
@@ -33,7 +33,7 @@ def op_putfh(ctx, a):
     if _under_construction_elsewhere(ctx, fh):
         # Not published: for every other client it does not exist (docs/semantics.md rule 2).
         raise NFS4Error(x.NFS4ERR_STALE)
-    ctx.cfh = fh
+    ctx.enter(fh)  # a client outside the export's host list gets ACCESS, never data
     ctx.cur_sid = None
     return x.PUTFH4res(x.NFS4_OK)
 
@@ -79,8 +79,11 @@ def op_lookup(ctx, a):
     d = dir_attrs(ctx, fh)
     name = check_name(a.objname, ctx.minor)
     require(ctx, d, access.X)
-    h = call(fh.backend.lookup, fh.handle, name, viewer(ctx))
-    ctx.cfh = FileRef(fh.export, h)
+    ref = ctx.server.exports.lookup(fh, name, ctx.host, viewer(ctx))
+    if ref.export is fh.export:
+        ctx.cfh = ref
+    else:
+        ctx.enter(ref)  # from the pseudo file system into an export
     ctx.cur_sid = None
     return x.LOOKUP4res(x.NFS4_OK)
 
@@ -92,12 +95,15 @@ def op_lookupp(ctx, a):
         if d.kind == Kind.LNK and ctx.minor > 0:
             raise NFS4Error(x.NFS4ERR_SYMLINK)
         raise NFS4Error(x.NFS4ERR_NOTDIR)
-    root = fh.backend.root()
-    if fh.handle == root:
+    require(ctx, d, access.X)
+    ref = ctx.server.exports.parent(fh)
+    if ref is None:
         # The root of the namespace has no parent (RFC 8881 section 18.14.4).
         raise NFS4Error(x.NFS4ERR_NOENT)
-    require(ctx, d, access.X)
-    ctx.cfh = FileRef(fh.export, call(fh.backend.parent, fh.handle))
+    if ref.export is fh.export:
+        ctx.cfh = ref
+    else:
+        ctx.enter(ref)
     ctx.cur_sid = None
     return x.LOOKUPP4res(x.NFS4_OK)
 

@@ -202,10 +202,20 @@ def op_readdir(ctx, a):
     used = _REPLY_OVERHEAD
     entries = []
     eof = True
-    export = fh.export
-    for e in call(be.readdir, fh.handle, a.cookie, viewer(ctx)):
-        src = attrs.AttrSource(e.attrs, export.wire(e.handle), be.fsid(),
-                               ctx.server.store.lease_time, lambda: be.statfs(fh.handle), ctx.minor)
+    exports = ctx.server.exports
+    pseudo = fh.export is exports.pseudo
+    if pseudo:  # the directories above the exports: only what leads to this client's exports
+        listing = [e for e in exports.readdir_pseudo(fh, ctx.host) if e.cookie > a.cookie]
+    else:
+        listing = call(be.readdir, fh.handle, a.cookie, viewer(ctx))
+    lease = ctx.server.store.lease_time
+    for e in listing:
+        ebe, mounted_on = be, None
+        if pseudo:
+            ref = exports.ref(e.handle)
+            ebe, mounted_on = ref.backend, exports.mounted_on(ref)
+        src = attrs.AttrSource(e.attrs, FileRef(None, e.handle).wire, ebe.fsid(), lease,
+                               lambda: ebe.statfs(e.handle), ctx.minor, mounted_on)
         try:
             fa = attrs.encode(req, src)
         except NFS4Error as err:

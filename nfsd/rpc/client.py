@@ -29,8 +29,9 @@ class RpcConnectionClosed(ConnectionError):
 
 
 class RpcClient:
-    def __init__(self, host: str, port: int, timeout: float | None = 10.0, max_record: int = 64 << 20):
-        self.sock = socket.create_connection((host, port), timeout=timeout)
+    def __init__(self, host: str, port: int, timeout: float | None = 10.0, max_record: int = 64 << 20,
+                 source: tuple | None = None):
+        self.sock = socket.create_connection((host, port), timeout=timeout, source_address=source)
         self.sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         self._reader = RecordReader(max_record)
         self._records: deque = deque()
