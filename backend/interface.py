@@ -23,6 +23,16 @@ Model
   for ownership (client, open-owner, state). `sync()` makes data and record durable; after a
   restart `list_staged()` returns every staging object with its last synced record.
 
+Extended attributes (RFC 8276): `getxattr`, `setxattr`, `listxattr`, `removexattr` work on the
+object's *user* namespace; names are given without the "user." prefix. They are metadata: they
+change in place on a published object (a file under construction: on its staging object, which
+becomes the published inode), and `publish` of a new version carries the published version's
+over. A backend without them raises `NotSupported` (and reports `FsStats.xattrs` False).
+
+Space and sparse files (RFC 7862): `Staging.allocate` / `Staging.deallocate` change only the
+staging version (fallocate, punch hole); `Staging.seek` and `seek` find data or holes in a
+staging version or the published one.
+
 Thread use: every method may be called from the reactor thread; `Staging.sync`, `Staging.write`,
 `Staging.read`, `read` and `publish` may also be called from worker threads (each staging object
 is used by one thread at a time; the protocol layer serialises per staging object).
@@ -120,6 +130,22 @@ class Gone(BackendError):
     """A staging object whose target name was removed: publish did nothing."""
 
 
+class NoXattr(NotFound):
+    """No such extended attribute (NFS4ERR_NOXATTR)."""
+
+
+class XattrTooBig(TooBig):
+    """An extended attribute value the file system cannot store (NFS4ERR_XATTR2BIG)."""
+
+
+class NotSupported(WrongType):
+    """The file system (or this backend) cannot do this at all (NFS4ERR_NOTSUPP)."""
+
+
+class PastEnd(Invalid):
+    """`seek` from an offset at or past the end of the file (NFS4ERR_NXIO)."""
+
+
 # --------------------------------------------------------------------------- values
 class Kind(enum.IntEnum):
     """Object types, numbered as NFSv4's nfs_ftype4 so the protocol layer can pass them on."""
@@ -131,6 +157,25 @@ class Kind(enum.IntEnum):
     LNK = 5
     SOCK = 6
     FIFO = 7
+
+
+class Content(enum.IntEnum):
+    """What `seek` looks for, numbered as NFSv4.2's data_content4."""
+
+    DATA = 0
+    HOLE = 1
+
+
+class XattrHow(enum.IntEnum):
+    """`setxattr` modes, numbered as NFSv4.2's setxattr_option4 (and Linux XATTR_CREATE/REPLACE)."""
+
+    EITHER = 0  # create or replace
+    CREATE = 1  # Exists if it is there
+    REPLACE = 2  # NoXattr if it is not
+
+
+XATTR_NAME_MAX = 255 - len("user.")  # a name without the prefix; Linux limits the whole to 255
+XATTR_SIZE_MAX = 65536  # largest value (Linux XATTR_SIZE_MAX)
 
 
 @dataclass(slots=True)
@@ -161,6 +206,7 @@ class FsStats:
     space_free: int
     space_avail: int
     maxname: int = NAME_MAX
+    xattrs: bool = False  # user extended attributes can be stored
 
 
 @dataclass(slots=True)
@@ -214,6 +260,24 @@ class Staging:
     def sync(self) -> None:  # pragma: no cover
         """Make every written byte and the record durable (fdatasync + record fsync)."""
         raise NotImplementedError
+
+    def allocate(self, offset: int, length: int) -> None:  # pragma: no cover
+        """Reserve space for [offset, offset+length) (fallocate mode 0): content unchanged, the
+        size grows to offset+length if that is larger. NotSupported if it cannot reserve."""
+        raise NotSupported("allocate")
+
+    def deallocate(self, offset: int, length: int) -> None:  # pragma: no cover
+        """Punch a hole: [offset, offset+length) reads as zeros afterwards; the size stays."""
+        raise NotSupported("deallocate")
+
+    def seek(self, offset: int, what: Content) -> tuple[int, bool]:
+        """The first byte of `what` at or after `offset` and whether that is the end of the file
+        (no data found, or the virtual hole at the end: the offset is then the size).
+        PastEnd when offset >= size. This default knows no holes."""
+        size = self.size()
+        if offset >= size:
+            raise PastEnd(f"{offset} >= {size}")
+        return (offset, False) if what == Content.DATA else (size, True)
 
 
 class Backend:
@@ -290,6 +354,31 @@ class Backend:
     def read(self, handle, offset: int, count: int) -> tuple[bytes, bool]:  # pragma: no cover
         """Read the published version."""
         raise NotImplementedError
+
+    def seek(self, handle, offset: int, what: Content) -> tuple[int, bool]:
+        """`Staging.seek` on the published version. This default knows no holes."""
+        size = self.getattr(handle).size
+        if offset >= size:
+            raise PastEnd(f"{offset} >= {size}")
+        return (offset, False) if what == Content.DATA else (size, True)
+
+    # ---- extended attributes (user namespace; names without "user.")
+    def getxattr(self, handle, name: bytes, viewer: bytes | None = None) -> bytes:
+        """The value; NoXattr if there is none."""
+        raise NotSupported("extended attributes")
+
+    def listxattr(self, handle, viewer: bytes | None = None) -> list[bytes]:
+        """Every name, sorted (a stable order for LISTXATTRS cookies)."""
+        raise NotSupported("extended attributes")
+
+    def setxattr(self, handle, name: bytes, value: bytes, how: XattrHow = XattrHow.EITHER,
+                 viewer: bytes | None = None) -> tuple[int, int]:
+        """Set a value (Exists / NoXattr as `how` says); returns `change` before and after."""
+        raise NotSupported("extended attributes")
+
+    def removexattr(self, handle, name: bytes, viewer: bytes | None = None) -> tuple[int, int]:
+        """Remove one (NoXattr if there is none); returns `change` before and after."""
+        raise NotSupported("extended attributes")
 
     # ---- write-once lifecycle
     def create_staged(self, dir, name, viewer: bytes, mode, uid, gid, exclusive: bool,

@@ -54,8 +54,25 @@ data file (holes read as zeros). `publish` copies the still-clean ranges' *data*
 change costs what the change costs. Then the data file is renamed over the object's published name
 and the object id moves to the new inode: handle and fileid stay, `change` (ctime) moves. Other
 hard links to the old inode keep the old content, as with an editor's write-and-rename. The
-new version takes the published version's mode and owner at publish; ACLs and extended attributes
-are not carried over.
+new version takes the published version's mode and owner at publish, and its `user.*` extended
+attributes (ACLs and other namespaces are not carried over).
+
+Space and holes
+---------------
+`allocate` is fallocate(2) mode 0 on the data file, `deallocate` a punched hole (KEEP_SIZE, clipped
+to the size). A punched range below the base limit counts as written, so it reads as the data
+file's zeros, not the base. `seek` runs SEEK_DATA/SEEK_HOLE over the pieces a read would use (base
+or data file), so it answers for the version as read. File systems without fallocate give
+NotSupported; without SEEK_DATA everything is data.
+
+Extended attributes
+-------------------
+Stored as `user.<name>` on the object's inode: a published object through an O_PATH fd opened
+with O_NOFOLLOW (via /proc/self/fd, so a symlink is never followed), a file under construction on
+its staging data file (the inode that gets published). Copy-on-write versions get the published
+version's `user.*` attributes at publish (under the lock, just before the rename). Whether the file
+system stores user xattrs at all (tmpfs before Linux 6.6 does not) is probed once, on the state
+dir, and reported by `statfs().xattrs`.
 
 Crash safety: `rename` is the only step that changes what is published. Before it, the record
 names the publication target (`publishing`); at start-up a record whose data file is gone is
@@ -87,6 +104,7 @@ Known limits
 from __future__ import annotations
 
 import bisect
+import ctypes
 import errno
 import fcntl
 import hashlib
@@ -177,6 +195,74 @@ def _close_quiet(fd) -> None:
             os.close(fd)
         except OSError:
             pass
+
+
+FALLOC_FL_KEEP_SIZE, FALLOC_FL_PUNCH_HOLE = 1, 2
+_NO_FALLOCATE = {errno.EOPNOTSUPP, errno.ENOSYS}
+_NO_XATTRS = {errno.EOPNOTSUPP, errno.ENOTSUP}
+_USER = b"user."
+_fallocate_fn = None
+
+
+def _fallocate(fd: int, mode: int, offset: int, length: int) -> None:
+    """fallocate(2) (Python has only posix_fallocate, which glibc emulates by writing); OSError."""
+    global _fallocate_fn
+    if _fallocate_fn is None:
+        libc = ctypes.CDLL(None, use_errno=True)
+        fn = getattr(libc, "fallocate64", None) or libc.fallocate
+        fn.argtypes = (ctypes.c_int, ctypes.c_int, ctypes.c_int64, ctypes.c_int64)
+        fn.restype = ctypes.c_int
+        _fallocate_fn = fn
+    if _fallocate_fn(fd, mode, offset, length) != 0:
+        e = ctypes.get_errno()
+        raise OSError(e, os.strerror(e))
+
+
+def _find(fd: int, pos: int, end: int, what) -> int | None:
+    """The first offset of `what` (data or hole) within [pos, end) of fd, or None."""
+    data = what == I.Content.DATA
+    try:
+        r = os.lseek(fd, pos, os.SEEK_DATA if data else os.SEEK_HOLE)
+    except OSError as e:
+        if e.errno == errno.ENXIO:  # no data after pos; for holes: pos is past fd's end (zeros)
+            return None if data else pos
+        if e.errno == errno.EINVAL:  # no SEEK_DATA here: all data
+            return pos if data else None
+        raise
+    return r if r < end else None
+
+
+def _seek_fd(fd: int, offset: int, size: int, what) -> tuple[int, bool]:
+    """`Staging.seek` on one fd whose content is [0, size)."""
+    if offset < 0:
+        raise I.Invalid("negative offset")
+    if offset >= size:
+        raise I.PastEnd(f"{offset} >= {size}")
+    try:
+        r = _find(fd, offset, size, what)
+    except OSError as e:
+        raise from_oserror(e) from None
+    return (size, True) if r is None else (r, False)
+
+
+def _xattr_key(name) -> bytes:
+    """A client's extended attribute name (without "user.") as the file system's name."""
+    name = bytes(name)
+    if not name or b"\0" in name:
+        raise I.Invalid("bad extended attribute name")
+    if len(name) > I.XATTR_NAME_MAX:
+        raise I.NameTooLong(f"{len(name)} bytes")
+    return _USER + name
+
+
+def _xattr_error(e: OSError) -> I.BackendError:
+    if e.errno == errno.ENODATA:
+        return I.NoXattr()
+    if e.errno in _NO_XATTRS:
+        return I.NotSupported("the file system stores no user extended attributes")
+    if e.errno in (errno.E2BIG, errno.ERANGE):
+        return I.XattrTooBig(os.strerror(e.errno))
+    return from_oserror(e)
 
 
 def _pread_full(fd: int, count: int, offset: int) -> bytes:
@@ -326,6 +412,66 @@ class LocalStaging(I.Staging):
 
     def size(self) -> int:
         return self._size
+
+    def allocate(self, offset: int, length: int) -> None:
+        """fallocate mode 0: space reserved, content unchanged, the size may grow. Dirty only
+        if the size grew (a reservation alone changes nothing anybody reads)."""
+        self._check()
+        if offset < 0 or length <= 0:
+            raise I.Invalid("bad range")
+        try:
+            _fallocate(self.fd, 0, offset, length)
+        except OSError as e:
+            if e.errno in _NO_FALLOCATE:
+                raise I.NotSupported("the file system cannot reserve space") from None
+            raise from_oserror(e) from None
+        self._unsynced = True
+        end = offset + length
+        if end > self._size:
+            self._size = end
+            if not self.dirty:
+                self.dirty = True
+                self._rec_dirty = True
+
+    def deallocate(self, offset: int, length: int) -> None:
+        """Punch a hole in [offset, offset+length) clipped to the size; the size stays."""
+        self._check()
+        if offset < 0 or length <= 0:
+            raise I.Invalid("bad range")
+        end = min(offset + length, self._size)
+        if offset >= end:
+            return
+        try:
+            _fallocate(self.fd, FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE, offset, end - offset)
+        except OSError as e:
+            if e.errno in _NO_FALLOCATE:
+                raise I.NotSupported("the file system cannot punch holes") from None
+            raise from_oserror(e) from None
+        if self._base_fd is not None and offset < self._limit:
+            self._mark(offset, min(end, self._limit))  # now zeros of the data file, not the base
+        self._unsynced = True
+        if not self.dirty:
+            self.dirty = True
+            self._rec_dirty = True
+
+    def seek(self, offset: int, what) -> tuple[int, bool]:
+        """SEEK_DATA / SEEK_HOLE over the pieces `read` uses (base or data file)."""
+        self._check()
+        if self._base_fd is None:
+            return _seek_fd(self.fd, offset, self._size, what)
+        size = self._size
+        if offset < 0:
+            raise I.Invalid("negative offset")
+        if offset >= size:
+            raise I.PastEnd(f"{offset} >= {size}")
+        try:
+            for a, b, from_base in list(self._segments(offset, size)):
+                r = _find(self._base_fd if from_base else self.fd, a, b, what)
+                if r is not None:
+                    return r, False
+        except OSError as e:
+            raise from_oserror(e) from None
+        return size, True
 
     def attrs(self) -> I.Attrs:
         self._check()
@@ -560,6 +706,11 @@ class _Version:
             raise from_oserror(e) from None
         return data, len(data) < count or offset + len(data) >= self.size
 
+    def seek(self, offset: int, what) -> tuple[int, bool]:
+        if self.fd is None:
+            raise I.Invalid("version closed")
+        return _seek_fd(self.fd, offset, self.size, what)
+
     def attrs(self) -> I.Attrs:
         if self.fd is None:
             raise I.Invalid("version closed")
@@ -623,6 +774,7 @@ class LocalBackend(I.Backend):
         self._reader_cap = max(1, read_fds)
         self._listing_cap = max(1, listings)
         self._root_user = os.geteuid() == 0
+        self._xattrs: bool | None = None  # user xattrs stored? (probed on first use)
         self._problems: list[tuple[str, str]] = []
         self._closed = False
 
@@ -745,7 +897,10 @@ class LocalBackend(I.Backend):
             raise I.BadHandle(f"{len(handle)} bytes")
         if handle[:8] != self._inst:
             raise I.Stale("not a handle of this export")
-        node = self._node_by_id(int.from_bytes(handle[8:16], "big"))
+        oid = int.from_bytes(handle[8:16], "big")
+        if oid >= 1 << 63:  # never issued (SQLite integers are signed 64-bit)
+            raise I.Stale("no such object")
+        node = self._node_by_id(oid)
         if node.handle != handle:
             raise I.Stale("object id re-used")
         return node
@@ -1555,7 +1710,125 @@ class LocalBackend(I.Backend):
                 raise from_oserror(e) from None
         return I.FsStats(v.f_files, v.f_ffree, v.f_favail, v.f_blocks * v.f_frsize,
                          v.f_bfree * v.f_frsize, v.f_bavail * v.f_frsize,
-                         min(v.f_namemax, I.NAME_MAX))
+                         min(v.f_namemax, I.NAME_MAX), self._user_xattrs())
+
+    # ------------------------------------------------------------------ extended attributes
+    def _user_xattrs(self) -> bool:
+        """Does the file system store user.* attributes? (Probed once, on the state dir.)"""
+        ok = self._xattrs
+        if ok is None:
+            try:
+                os.setxattr(self._staging_fd, b"user.nfsd-probe", b"")
+                os.removexattr(self._staging_fd, b"user.nfsd-probe")
+                ok = True
+            except OSError as e:
+                ok = e.errno not in _NO_XATTRS  # other refusals are answered per operation
+            self._xattrs = ok
+        return ok
+
+    def _xattr_target(self, handle, viewer) -> tuple[object, int | None]:
+        """Lock held. Where the object's attributes live: a file under construction's data fd,
+        else a /proc/self/fd path of an O_PATH, O_NOFOLLOW fd of the published object (following
+        that magic link reaches the object itself, never a symlink's target); plus an fd to
+        close afterwards."""
+        node = self._node(handle)
+        s = self._new_staging(node.id)
+        if s is not None:
+            if viewer is not None and s.viewer != viewer:
+                raise I.Stale("under construction by another client")
+            return s.fd, None
+        if not _HAVE_PROC_FD:  # pragma: no cover - Linux without /proc
+            raise I.NotSupported("extended attributes need /proc")
+        if node.kind == DIR:
+            fd = self._dirfd(node)
+            if fstatx(fd)[NLINK] == 0:
+                raise I.Stale("directory removed")
+            return f"/proc/self/fd/{fd}", None
+        pfd, name, _ = self._find_file(node)
+        fd = os.open(name, os.O_PATH | os.O_NOFOLLOW | os.O_CLOEXEC, dir_fd=pfd)
+        if not self._same(fstatx(fd), node):
+            os.close(fd)
+            raise I.Stale("replaced")
+        return f"/proc/self/fd/{fd}", fd
+
+    def getxattr(self, handle, name, viewer=None) -> bytes:
+        key = _xattr_key(name)
+        with self._guard:
+            try:
+                target, own = self._xattr_target(handle, viewer)
+                try:
+                    return os.getxattr(target, key)
+                finally:
+                    _close_quiet(own)
+            except OSError as e:
+                raise _xattr_error(e) from None
+
+    def listxattr(self, handle, viewer=None) -> list[bytes]:
+        with self._guard:
+            try:
+                target, own = self._xattr_target(handle, viewer)
+                try:
+                    names = [os.fsencode(n) for n in os.listxattr(target)]
+                finally:
+                    _close_quiet(own)
+            except OSError as e:
+                raise _xattr_error(e) from None
+        return sorted(n[len(_USER):] for n in names if n.startswith(_USER) and len(n) > len(_USER))
+
+    def setxattr(self, handle, name, value, how=I.XattrHow.EITHER, viewer=None) -> tuple[int, int]:
+        key = _xattr_key(name)
+        value = bytes(value)
+        if len(value) > I.XATTR_SIZE_MAX:
+            raise I.XattrTooBig(f"{len(value)} bytes")
+        flags = {I.XattrHow.EITHER: 0, I.XattrHow.CREATE: os.XATTR_CREATE,
+                 I.XattrHow.REPLACE: os.XATTR_REPLACE}[I.XattrHow(how)]
+        return self._change_xattr(handle, viewer, lambda t: os.setxattr(t, key, value, flags))
+
+    def removexattr(self, handle, name, viewer=None) -> tuple[int, int]:
+        key = _xattr_key(name)
+        return self._change_xattr(handle, viewer, lambda t: os.removexattr(t, key))
+
+    def _change_xattr(self, handle, viewer, change) -> tuple[int, int]:
+        with self._guard:
+            try:
+                target, own = self._xattr_target(handle, viewer)
+                try:
+                    before = os.stat(target).st_ctime_ns
+                    change(target)
+                    after = os.stat(target).st_ctime_ns
+                finally:
+                    _close_quiet(own)
+            except OSError as e:
+                raise _xattr_error(e) from None
+        return before, after
+
+    def _carry_xattrs(self, pfd: int, name: bytes, node: Node, fd: int) -> None:
+        """Lock held. Give the new version `fd` the published version's user.* attributes."""
+        src = os.open(name, os.O_PATH | os.O_NOFOLLOW | os.O_CLOEXEC, dir_fd=pfd)
+        try:
+            if not self._same(fstatx(src), node):
+                raise I.Stale("replaced while publishing")
+            path = f"/proc/self/fd/{src}"
+            try:
+                names = [n for n in os.listxattr(path) if n.startswith("user.")]
+            except OSError as e:
+                if e.errno in _NO_XATTRS:
+                    return
+                raise
+            want = {}
+            for n in names:
+                try:
+                    want[n] = os.getxattr(path, n)
+                except OSError as e:
+                    if e.errno != errno.ENODATA:  # removed meanwhile
+                        raise
+            for n in os.listxattr(fd):
+                if n.startswith("user.") and n not in want:
+                    os.removexattr(fd, n)  # left by an earlier attempt
+            for n, v in want.items():
+                os.setxattr(fd, n, v)
+        finally:
+            os.close(src)
 
     # ------------------------------------------------------------------ content
     def _open_published(self, node: Node) -> _Version:
@@ -1586,6 +1859,24 @@ class LocalBackend(I.Backend):
         the name's current inode, so a new version or a local replacement is never missed)."""
         if offset < 0 or count < 0:
             raise I.Invalid("negative offset or count")
+        v, size = self._reader(handle)
+        try:
+            data = os.pread(v.fd, count, offset)
+        except OSError as e:
+            raise from_oserror(e) from None
+        finally:
+            self._unref(v)
+        return data, len(data) < count or offset + len(data) >= size
+
+    def seek(self, handle, offset: int, what) -> tuple[int, bool]:
+        v, size = self._reader(handle)
+        try:
+            return _seek_fd(v.fd, offset, size, what)
+        finally:
+            self._unref(v)
+
+    def _reader(self, handle) -> tuple[_Version, int]:
+        """The cached open published version (a reference taken: `_unref` it) and its size."""
         with self._guard:
             try:
                 node = self._node(handle)
@@ -1614,16 +1905,13 @@ class LocalBackend(I.Backend):
                 v.refs += 1
             except OSError as e:
                 raise from_oserror(e) from None
-        try:
-            data = os.pread(v.fd, count, offset)
-        except OSError as e:
-            raise from_oserror(e) from None
-        finally:
-            with self._guard:
-                v.refs -= 1
-                if v.evicted and v.refs == 0:
-                    v.close()
-        return data, len(data) < count or offset + len(data) >= size
+        return v, size
+
+    def _unref(self, v: _Version) -> None:
+        with self._guard:
+            v.refs -= 1
+            if v.evicted and v.refs == 0:
+                v.close()
 
     def _drop_reader(self, oid: int) -> None:
         v = self._readers.pop(oid, None)
@@ -1844,6 +2132,8 @@ class LocalBackend(I.Backend):
                     self._discard_locked(s)
                     raise I.Gone("the file was removed") from None
                 self._match_owner(s.fd, fstatx(s.fd), pst)
+                if _HAVE_PROC_FD:
+                    self._carry_xattrs(pfd, name, node, s.fd)
                 pdir = self._node_by_id(node.parent).handle
                 s._publishing = {"dir": pdir.hex(), "name": name.hex()}
                 s._write_record(durable=False)

@@ -34,6 +34,7 @@ _SET_ONLY_WORD1 = sum(1 << (n - 32) for n in SET_ONLY)
 FS_STATS = frozenset({
     x.FATTR4_FILES_AVAIL, x.FATTR4_FILES_FREE, x.FATTR4_FILES_TOTAL,
     x.FATTR4_SPACE_AVAIL, x.FATTR4_SPACE_FREE, x.FATTR4_SPACE_TOTAL,
+    x.FATTR4_XATTR_SUPPORT,
 })
 
 
@@ -65,7 +66,7 @@ def _time(ns: int):
 
 
 def _supported(s):
-    return SUPPORTED_WORDS_41 if s.minor else SUPPORTED_WORDS_40
+    return SUPPORTED_WORDS[min(s.minor, 2)]
 
 
 # attribute number -> getter(AttrSource) -> value for that attribute's XDR type
@@ -113,10 +114,20 @@ GETTERS = {
     x.FATTR4_TIME_MODIFY: lambda s: _time(s.a.mtime_ns),
     x.FATTR4_MOUNTED_ON_FILEID: lambda s: s.mounted_on if s.mounted_on is not None else s.a.fileid,
     x.FATTR4_SUPPATTR_EXCLCREAT: lambda s: EXCLCREAT_WORDS,
+    # RFC 8276 section 8.1: does this file system store user extended attributes?
+    x.FATTR4_XATTR_SUPPORT: lambda s: s.fs.xattrs,
 }
 
-SUPPORTED_40 = frozenset(GETTERS) - {x.FATTR4_SUPPATTR_EXCLCREAT} | WRITABLE
-SUPPORTED_41 = frozenset(GETTERS) | WRITABLE
+# The attributes of each minor version (supported_attrs); `supported(minor)` picks one.
+SUPPORTED_40 = frozenset(GETTERS) - {x.FATTR4_SUPPATTR_EXCLCREAT, x.FATTR4_XATTR_SUPPORT} | WRITABLE
+SUPPORTED_41 = frozenset(GETTERS) - {x.FATTR4_XATTR_SUPPORT} | WRITABLE
+SUPPORTED_42 = SUPPORTED_41 | {x.FATTR4_XATTR_SUPPORT}
+_SUPPORTED = (SUPPORTED_40, SUPPORTED_41, SUPPORTED_42)
+
+
+def supported(minor: int) -> frozenset:
+    """The attributes this server supports at a minor version (4.2: also xattr_support)."""
+    return _SUPPORTED[min(minor, 2)]
 
 
 def to_words(attrs) -> list[int]:
@@ -146,6 +157,8 @@ def from_words(words) -> list[int]:
 
 SUPPORTED_WORDS_40 = to_words(SUPPORTED_40)
 SUPPORTED_WORDS_41 = to_words(SUPPORTED_41)
+SUPPORTED_WORDS_42 = to_words(SUPPORTED_42)
+SUPPORTED_WORDS = (SUPPORTED_WORDS_40, SUPPORTED_WORDS_41, SUPPORTED_WORDS_42)
 EXCLCREAT_WORDS = to_words(WRITABLE)
 
 
@@ -166,12 +179,13 @@ _plans: dict[tuple, _Plan] = {}
 
 
 def plan(requested, minor: int) -> _Plan:
-    key = (minor != 0, *requested)
+    minor = min(minor, 2)
+    key = (minor, *requested)
     p = _plans.get(key)
     if p is None:
         if len(_plans) > 4096:
             _plans.clear()
-        p = _plans[key] = _Plan(requested, SUPPORTED_41 if minor else SUPPORTED_40)
+        p = _plans[key] = _Plan(requested, _SUPPORTED[minor])
     return p
 
 
@@ -212,7 +226,7 @@ def decode(fattr, minor: int, writable_only: bool = True) -> NewAttrs:
     """Decode a client's fattr4. For SETATTR-like use (writable_only), attributes the server
     does not support give ATTRNOTSUPP and read-only ones INVAL (RFC 8881 section 18.30.4)."""
     nums = from_words(fattr.attrmask)
-    supported = SUPPORTED_41 if minor else SUPPORTED_40
+    known = supported(minor)
     values: dict[int, object] = {}
     m = fattr.attr_vals
     p = 0
@@ -221,7 +235,7 @@ def decode(fattr, minor: int, writable_only: bool = True) -> NewAttrs:
             if n not in x.ATTRS:
                 raise NFS4Error(x.NFS4ERR_ATTRNOTSUPP)
             if writable_only and n not in WRITABLE:
-                if n in supported:
+                if n in known:
                     raise NFS4Error(x.NFS4ERR_INVAL)
                 raise NFS4Error(x.NFS4ERR_ATTRNOTSUPP)
             v, p = x.ATTRS[n][1].dec(m, p)

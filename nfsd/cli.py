@@ -24,6 +24,8 @@ def _serve(args) -> int:
         exports_file=args.exports, bind=args.bind, port=args.port,
         state_dir=args.state_dir, lease_time=args.lease_time, grace_time=args.grace_time,
         retire_after=args.retire_after, delegations=not args.no_delegations,
+        max_connections=args.max_connections, idle_timeout=args.idle_timeout,
+        max_clients=args.max_clients, max_opens_per_client=args.max_opens_per_client,
     )
     try:
         running = build(cfg, reactor)
@@ -131,6 +133,12 @@ def main(argv=None) -> int:
                    help="grace period after a restart in seconds (default: one lease)")
     s.add_argument("--retire-after", type=int, default=3600,
                    help="seconds an abandoned unpublished file is kept (default 3600)")
+    s.add_argument("--max-connections", type=int, default=1024, help="default 1024")
+    s.add_argument("--idle-timeout", type=float, default=600.0,
+                   help="close connections idle this many seconds (default 600)")
+    s.add_argument("--max-clients", type=int, default=10_000, help="default 10000")
+    s.add_argument("--max-opens-per-client", type=int, default=10_000,
+                   help="open files (and lock states) per client (default 10000)")
     s.add_argument("--no-delegations", action="store_true",
                    help="never hand out read delegations (no callbacks to clients)")
     s.add_argument("-v", "--verbose", action="store_true", help="log every request")

@@ -45,6 +45,8 @@ class Config:
     idle_timeout: float = 600.0
     delegations: bool = True
     exports_file: str | None = None
+    max_clients: int = 10_000
+    max_opens_per_client: int = 10_000
     extra: dict = field(default_factory=dict)
 
 
@@ -173,7 +175,9 @@ def build(config: Config, reactor=None) -> Running:
     first = min(exports, key=lambda e: e.path).backend
     records = RecordStore(os.path.join(first.state_dir, "clients"))
     store = StateStore(lease_time=config.lease_time, grace_time=config.grace_time,
-                       retire_after=config.retire_after, records=records, clock=reactor.seconds)
+                       retire_after=config.retire_after, records=records, clock=reactor.seconds,
+                       max_clients=config.max_clients,
+                       max_opens_per_client=config.max_opens_per_client)
     server = NfsServer(ExportTable(exports, time.time_ns()), store, reactor,
                        minors=config.minors, delegations=config.delegations)
     # Recovery: files under construction and clients that held state before a restart.

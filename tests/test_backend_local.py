@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import errno
 import json
 import os
 import signal
@@ -1062,3 +1063,216 @@ def test_reflink_path(b, export, monkeypatch):
     s.sync()
     b.publish(s)
     assert (export / "f").read_bytes() == b"0123xx67"
+
+
+# --------------------------------------------------------------------------- space, holes, xattrs
+CH = 64 * 1024  # many blocks: holes are exact on every file system
+
+SPACE_OPS = hs.lists(hs.one_of(
+    hs.tuples(hs.just("w"), hs.integers(0, 8), hs.integers(1, 2)),
+    hs.tuples(hs.just("t"), hs.integers(0, 8), hs.just(0)),
+    hs.tuples(hs.just("a"), hs.integers(0, 8), hs.integers(1, 3)),
+    hs.tuples(hs.just("d"), hs.integers(0, 8), hs.integers(1, 3)),
+), max_size=10)
+
+
+@settings(max_examples=40, deadline=None,
+          suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(base=hs.lists(hs.booleans(), max_size=6), ops=SPACE_OPS)
+def test_allocate_deallocate_seek_match_a_model(tmp_path_factory, base, ops):
+    """In chunks: base data chunks (True) and holes, then writes, truncates, allocates and
+    punched holes on a copy-on-write version; reads and SEEK agree with the model."""
+    root = tmp_path_factory.mktemp("space")
+    b = LocalBackend(root / "e")
+    try:
+        with open(root / "e" / "f", "wb") as out:
+            out.truncate(len(base) * CH)
+            for i, full in enumerate(base):
+                if full:
+                    out.seek(i * CH)
+                    out.write(bytes([65 + i]) * CH)
+        f = b.lookup(b.root(), b"f")
+        s = b.stage_version(f, V1, False, {})
+        model = bytearray().join(bytes([65 + i]) * CH if full else bytes(CH)
+                                 for i, full in enumerate(base))
+        for op, at, n in ops:
+            a, e = at * CH, (at + n) * CH
+            if op == "w":
+                model.extend(bytes(max(0, e - len(model))))
+                model[a:e] = b"w" * (e - a)
+                s.write(a, b"w" * (e - a))
+            elif op == "t":
+                model.extend(bytes(max(0, a - len(model))))
+                del model[a:]
+                s.truncate(a)
+            elif op == "a":
+                model.extend(bytes(max(0, e - len(model))))
+                s.allocate(a, e - a)
+            else:
+                model[a:min(e, len(model))] = bytes(max(0, min(e, len(model)) - a))
+                s.deallocate(a, e - a)
+            assert s.size() == len(model)
+        assert s.read(0, len(model) + 1)[0] == bytes(model)
+        for at in range(0, len(model) + CH, CH // 2):
+            if at >= len(model):
+                for what in I.Content:
+                    with pytest.raises(I.PastEnd):
+                        s.seek(at, what)
+                continue
+            d, eof = s.seek(at, I.Content.DATA)
+            assert not any(model[at:d]) and eof == (d == len(model))  # skipped only zeros
+            assert d == len(model) or d % CH == 0 or d == at
+            h, eof = s.seek(at, I.Content.HOLE)
+            assert at <= h <= len(model) and eof == (h == len(model))
+            assert h == len(model) or not model[h]  # a hole reads as zeros
+        b.publish(s)
+        assert read_all(b, f) == bytes(model)
+        assert (root / "e" / "f").read_bytes() == bytes(model)
+    finally:
+        b.close()
+
+
+def test_punched_range_of_a_version_is_not_copied_at_publish(b, export):
+    with open(export / "f", "wb") as out:
+        out.write(b"x" * (4 * CH))
+    f = b.lookup(b.root(), b"f")
+    s = b.stage_version(f, V1, False, {})
+    s.deallocate(CH, 2 * CH)
+    assert s.read(0, 4 * CH)[0] == b"x" * CH + bytes(2 * CH) + b"x" * CH
+    assert s.seek(0, I.Content.HOLE) == (CH, False)
+    assert s.seek(CH, I.Content.DATA) == (3 * CH, False)
+    assert b.seek(f, CH, I.Content.DATA) == (CH, False)  # the published version is whole
+    b.publish(s)
+    assert (export / "f").read_bytes() == b"x" * CH + bytes(2 * CH) + b"x" * CH
+    with open(export / "f", "rb") as fh:
+        assert os.lseek(fh.fileno(), 0, os.SEEK_HOLE) == CH
+    assert os.stat(export / "f").st_size == 4 * CH
+
+
+def test_seek_published_and_pinned_versions(b, export):
+    with open(export / "s", "wb") as out:
+        out.truncate(3 * CH)
+        out.seek(CH)
+        out.write(b"d" * CH)
+    r = b.root()
+    f = b.lookup(r, b"s")
+    assert b.seek(f, 0, I.Content.DATA) == (CH, False)
+    assert b.seek(f, CH, I.Content.HOLE) == (2 * CH, False)
+    assert b.seek(f, 2 * CH, I.Content.DATA) == (3 * CH, True)
+    with pytest.raises(I.PastEnd):
+        b.seek(f, 3 * CH, I.Content.HOLE)
+    with b.open_version(f) as v:
+        b.remove(r, b"s")
+        with pytest.raises(I.Stale):
+            b.seek(f, 0, I.Content.DATA)
+        assert v.seek(0, I.Content.DATA) == (CH, False)  # removed while open: still readable
+
+
+def test_allocate_and_deallocate_need_a_supporting_file_system(b, monkeypatch):
+    from backend import local
+    f = new_file(b, b.root(), b"f", b"data")
+    s = b.stage_version(f, V1, False, {})
+
+    def refuse(fd, mode, offset, length):
+        raise OSError(errno.EOPNOTSUPP, "not supported")
+
+    monkeypatch.setattr(local, "_fallocate", refuse)
+    with pytest.raises(I.NotSupported):
+        s.allocate(0, 10)
+    with pytest.raises(I.NotSupported):
+        s.deallocate(0, 2)
+    assert not s.dirty and s.read(0, 10) == (b"data", True)
+    with pytest.raises(I.Invalid):
+        s.allocate(0, 0)
+
+
+@pytest.fixture
+def xb(b, export):
+    try:
+        os.setxattr(export / ".nfsd", "user.probe", b"")
+    except OSError as e:
+        if e.errno in (errno.EOPNOTSUPP, errno.ENOTSUP):
+            pytest.skip("the temporary file system refuses user extended attributes")
+        raise
+    return b
+
+
+def test_xattrs_in_the_user_namespace(xb, export):
+    b = xb
+    r = b.root()
+    f = new_file(b, r, b"f", b"x")
+    assert b.statfs(r).xattrs
+    with pytest.raises(I.NoXattr):
+        b.getxattr(f, b"k")
+    before, after = b.setxattr(f, b"k", b"v", I.XattrHow.CREATE)
+    assert after > before and b.getattr(f).change == after
+    assert os.getxattr(export / "f", "user.k") == b"v"
+    with pytest.raises(I.Exists):
+        b.setxattr(f, b"k", b"w", I.XattrHow.CREATE)
+    with pytest.raises(I.NoXattr):
+        b.setxattr(f, b"missing", b"w", I.XattrHow.REPLACE)
+    b.setxattr(f, b"k", b"w", I.XattrHow.REPLACE)
+    b.setxattr(f, b"a", b"")
+    assert b.listxattr(f) == [b"a", b"k"] and b.getxattr(f, b"k") == b"w"
+    b.removexattr(f, b"a")
+    with pytest.raises(I.NoXattr):
+        b.removexattr(f, b"a")
+    with pytest.raises(I.NameTooLong):
+        b.setxattr(f, b"n" * 251, b"v")
+    with pytest.raises(I.Invalid):
+        b.getxattr(f, b"")
+    with pytest.raises(I.XattrTooBig):
+        b.setxattr(f, b"big", bytes(I.XATTR_SIZE_MAX + 1))
+    d = b.mkdir(r, b"d", 0o755, None, None)
+    b.setxattr(d, b"k", b"dir")
+    assert os.getxattr(export / "d", "user.k") == b"dir" and b.listxattr(d) == [b"k"]
+    os.symlink("f", export / "l")
+    ln = b.lookup(r, b"l")
+    assert b.listxattr(ln) == []  # the link itself, never its target
+    with pytest.raises(I.NoXattr):
+        b.getxattr(ln, b"k")
+
+
+def test_xattrs_of_transient_files_and_versions(xb, export):
+    b = xb
+    r = b.root()
+    t = b.create_staged(r, b"t", V1, 0o644, None, None, False, {})
+    b.setxattr(t.handle, b"k", b"staged", viewer=V1)
+    assert b.getxattr(t.handle, b"k", V1) == b"staged"
+    with pytest.raises(I.Stale):
+        b.getxattr(t.handle, b"k", V2)
+    b.publish(t)
+    assert os.getxattr(export / "t", "user.k") == b"staged"
+    # A version takes the published version's attributes as they are at publish.
+    s = b.stage_version(t.handle, V1, False, {})
+    s.write(0, b"new")
+    b.setxattr(t.handle, b"later", b"1")
+    b.removexattr(t.handle, b"k")
+    old = os.stat(export / "t").st_ino
+    b.publish(s)
+    assert os.stat(export / "t").st_ino != old
+    assert os.listxattr(export / "t") == ["user.later"]
+
+
+def test_xattrs_on_a_file_system_without_them(xb, monkeypatch):
+    """tmpfs before Linux 6.6: EOPNOTSUPP for user.* -> NotSupported, statfs says no."""
+    b = xb
+    f = new_file(b, b.root(), b"f", b"x")
+
+    def refuse(*args, **kw):
+        raise OSError(errno.EOPNOTSUPP, "Operation not supported")
+
+    monkeypatch.setattr(b, "_xattrs", None)
+    for name in ("getxattr", "setxattr", "listxattr", "removexattr"):
+        monkeypatch.setattr(os, name, refuse)
+    assert b.statfs(b.root()).xattrs is False
+    with pytest.raises(I.NotSupported):
+        b.getxattr(f, b"k")
+    with pytest.raises(I.NotSupported):
+        b.setxattr(f, b"k", b"v")
+    with pytest.raises(I.NotSupported):
+        b.listxattr(f)
+    s = b.stage_version(f, V1, False, {})
+    s.write(0, b"y")
+    b.publish(s)  # nothing to carry over, and that is no error
+    assert read_all(b, f) == b"y"

@@ -169,15 +169,15 @@ def test_unimplemented_operations_are_notsupp(client):
     assert res.status == x.NFS4ERR_NOTSUPP
 
 
-def test_nfs42_seek_is_notsupp(server):
+def test_unimplemented_nfs42_op_is_notsupp(server):
     with NfsClient(*server.address, minor=2) as c:
         c.mount()
         try:
             root = c.root()
             res = c.compound([c.sequence_op(), op("PUTFH", root),
-                              op("SEEK", x.stateid4(0, bytes(12)), 0, x.NFS4_CONTENT_DATA)])
+                              op("READ_PLUS", x.stateid4(0, bytes(12)), 0, 10)])
             assert res.status == x.NFS4ERR_NOTSUPP
-            assert ops_of(res)[-1] == (x.OP_SEEK, x.NFS4ERR_NOTSUPP)
+            assert ops_of(res)[-1] == (x.OP_READ_PLUS, x.NFS4ERR_NOTSUPP)
         finally:
             c.destroy()
 

@@ -124,7 +124,7 @@ def _compare(ctx, a):
     fh = ctx.fh()
     attrs.check_gettable(a.obj_attributes.attrmask)
     new = attrs.decode(a.obj_attributes, ctx.minor, writable_only=False)
-    supported = attrs.SUPPORTED_41 if ctx.minor else attrs.SUPPORTED_40
+    supported = attrs.supported(ctx.minor)
     for n in new.numbers:
         if n not in supported or n not in attrs.GETTERS:
             raise NFS4Error(x.NFS4ERR_ATTRNOTSUPP)
@@ -154,6 +154,7 @@ _ALL = (x.ACCESS4_READ | x.ACCESS4_LOOKUP | x.ACCESS4_MODIFY | x.ACCESS4_EXTEND
 _FOR_DIR = (x.ACCESS4_READ | x.ACCESS4_LOOKUP | x.ACCESS4_MODIFY | x.ACCESS4_EXTEND
             | x.ACCESS4_DELETE)
 _FOR_OTHER = x.ACCESS4_READ | x.ACCESS4_MODIFY | x.ACCESS4_EXTEND | x.ACCESS4_EXECUTE
+_XA = x.ACCESS4_XAREAD | x.ACCESS4_XAWRITE | x.ACCESS4_XALIST
 
 
 def op_access(ctx, a):
@@ -181,6 +182,12 @@ def op_access(ctx, a):
         granted &= ~(x.ACCESS4_LOOKUP | x.ACCESS4_DELETE)
     else:
         granted &= ~x.ACCESS4_EXECUTE
+    if ctx.minor >= 2:  # extended attributes (RFC 8276 section 8.4.1)
+        supported |= want & _XA
+        if bits & access.R:
+            granted |= x.ACCESS4_XAREAD | x.ACCESS4_XALIST
+        if bits & access.W and opts is not None and opts.rw:
+            granted |= x.ACCESS4_XAWRITE
     return x.ACCESS4res(x.NFS4_OK, x.ACCESS4resok(supported, granted & supported))
 
 

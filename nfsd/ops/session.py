@@ -12,7 +12,6 @@ EXCHGID_FLAGS_A = (
     | x.EXCHGID4_FLAG_BIND_PRINC_STATEID | x.EXCHGID4_FLAG_MASK_PNFS
     | x.EXCHGID4_FLAG_UPD_CONFIRMED_REC_A
 )
-EXCHGID_FLAGS_A_42 = EXCHGID_FLAGS_A | x.EXCHGID4_FLAG_SUPP_FENCE_OPS  # RFC 7862 only
 CREATE_SESSION_FLAGS = (x.CREATE_SESSION4_FLAG_PERSIST | x.CREATE_SESSION4_FLAG_CONN_BACK_CHAN
                         | x.CREATE_SESSION4_FLAG_CONN_RDMA)
 
@@ -27,7 +26,9 @@ def principal(ctx):
 
 def op_exchange_id(ctx, a):
     store = ctx.server.store
-    if a.eia_flags & ~(EXCHGID_FLAGS_A_42 if ctx.minor >= 2 else EXCHGID_FLAGS_A):
+    # SUPP_FENCE_OPS (RFC 7862) is not accepted either: this server has no fencing, and
+    # Linux nfsd refuses it the same way.
+    if a.eia_flags & ~EXCHGID_FLAGS_A:
         raise NFS4Error(x.NFS4ERR_INVAL)
     how = a.eia_state_protect.tag
     if how == x.SP4_MACH_CRED:

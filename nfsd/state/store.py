@@ -55,7 +55,8 @@ SEQID_NO_BUMP = frozenset({
 
 class StateStore:
     def __init__(self, clock=time.monotonic, rand=os.urandom, lease_time=90,
-                 retire_after=3600, grace_time=None, records=None, wallclock=time.time):
+                 retire_after=3600, grace_time=None, records=None, wallclock=time.time,
+                 max_clients=10_000, max_opens_per_client=10_000):
         self.clock = clock
         self.rand = rand
         self.wallclock = wallclock
@@ -63,6 +64,8 @@ class StateStore:
         self.retire_after = retire_after
         self.grace_time = lease_time if grace_time is None else grace_time
         self.records = records  # durable client records (backend.records.RecordStore) or None
+        self.max_clients = max_clients
+        self.max_opens_per_client = max_opens_per_client
         # A server instance ("boot epoch") is part of every clientid, sessionid and stateid.
         self.epoch = (int(wallclock()) ^ int.from_bytes(rand(4), "big")) & 0xFFFFFFFF or 1
         self._counter = 0
@@ -254,10 +257,16 @@ class StateStore:
                 self.client_crashed(owner, confirmed.verifier, verifier)
         for c in unconfirmed:  # Case 5: a new unconfirmed record replaces the old one
             self._forget(c)
+        self._check_client_limit(minor)
         client = Client(self.new_clientid(), owner, verifier, principal, minor, self.clock())
         self.clients[client.clientid] = client
         self.by_owner.setdefault(owner, []).append(client)
         return client, 0
+
+    def _check_client_limit(self, minor: int):
+        if len(self.clients) + len(self.unconfirmed40) >= self.max_clients:
+            log.warning("client limit (%d) reached: new client refused", self.max_clients)
+            raise NFS4Error(x.NFS4ERR_RESOURCE if minor == 0 else x.NFS4ERR_DELAY)
 
     def client_crashed(self, owner: bytes, old_verifier: bytes, new_verifier: bytes):
         """The same owner is back with a new boot verifier: discard its unpublished files now."""
@@ -293,6 +302,7 @@ class StateStore:
         else:
             if confirmed is not None and confirmed.verifier != verifier:
                 self.client_crashed(owner, confirmed.verifier, verifier)
+            self._check_client_limit(0)
             client = Client(self.new_clientid(), owner, verifier, principal, 0, self.clock())
         client.confirm_verifier = struct.pack(">II", self.epoch, self._next() & 0xFFFFFFFF)
         client.callback = callback
@@ -602,6 +612,10 @@ class StateStore:
         self._record(owner.client)
         st = owner.opens.get(fh)
         if st is None:
+            client = owner.client
+            if len(client.states) >= self.max_opens_per_client:
+                # Open files (and lock/delegation states) per client are bounded.
+                raise NFS4Error(x.NFS4ERR_RESOURCE if client.minor == 0 else x.NFS4ERR_NOSPC)
             st = OpenState(self.new_other(), owner, fh, export)
             owner.opens[fh] = st
             owner.client.states[st.other] = st

@@ -1,0 +1,118 @@
+"""Limits with clear errors (connections, clients, opens per client, idle connections) and a
+full disk: NOSPC, nothing published damaged, other files go on."""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import socket
+import subprocess
+
+import pytest
+
+from nfsd.client import NfsClient, op
+from nfsd.rpc.client import RpcConnectionClosed
+from nfsd.xdr import nfs4 as x
+from server_proc import ServerProcess
+from test_write_once import status, wait_for
+
+
+def test_client_limit(tmp_path):
+    srv = ServerProcess(tmp_path / "e", "--max-clients", "3").start()
+    try:
+        cs = [NfsClient(*srv.address).mount() for _ in range(3)]
+        extra = NfsClient(*srv.address)
+        assert status(extra.exchange_id) == x.NFS4ERR_DELAY
+        c40 = NfsClient(*srv.address, minor=0)
+        assert status(c40.setclientid) == x.NFS4ERR_RESOURCE
+        cs[0].destroy()
+        extra.mount()  # room again
+        assert "client limit (3) reached" in srv.text()
+    finally:
+        srv.stop()
+
+
+def test_open_limit_per_client(tmp_path):
+    export = tmp_path / "e"
+    srv = ServerProcess(export, "--max-opens-per-client", "4").start()
+    try:
+        for i in range(6):
+            (export / f"f{i}").write_bytes(b"x")
+        c = NfsClient(*srv.address).mount()
+        opened = [c.open(c.root(), b"f%d" % i, access=x.OPEN4_SHARE_ACCESS_READ) for i in range(4)]
+        assert status(c.open, c.root(), b"f4", access=x.OPEN4_SHARE_ACCESS_READ) == x.NFS4ERR_NOSPC
+        other = NfsClient(*srv.address).mount()  # the limit is per client
+        other.open(other.root(), b"f4", access=x.OPEN4_SHARE_ACCESS_READ)
+        fh, sid, _ = opened[0]
+        c.close_file(fh, sid)
+        c.open(c.root(), b"f5", access=x.OPEN4_SHARE_ACCESS_READ)
+    finally:
+        srv.stop()
+
+
+def test_connection_limit_and_idle_timeout(tmp_path):
+    srv = ServerProcess(tmp_path / "e", "--max-connections", "2", "--idle-timeout", "1").start()
+    try:
+        a = NfsClient(*srv.address)
+        b = NfsClient(*srv.address)
+        a.null(), b.null()
+        third = socket.create_connection(srv.address, timeout=10)
+        assert third.recv(1) == b""  # refused: closed at once
+        third.close()
+        # idle connections are closed by the server (the read returns EOF)
+        a.rpc.sock.settimeout(30)
+        assert a.rpc.sock.recv(1) == b""
+        with pytest.raises((RpcConnectionClosed, OSError)):
+            a.null()
+        NfsClient(*srv.address).null()  # a slot is free again
+    finally:
+        srv.stop()
+
+
+@pytest.fixture
+def small_fs(tmp_path):
+    mnt = tmp_path / "small"
+    mnt.mkdir()
+    r = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=6m", "tmpfs", str(mnt)],
+                       capture_output=True, text=True)
+    if r.returncode != 0:
+        pytest.skip(f"cannot mount a small tmpfs here: {r.stderr.strip()}")
+    yield mnt
+    subprocess.run(["umount", "-l", str(mnt)], capture_output=True)
+
+
+def test_disk_full_gives_nospc_and_damages_nothing(small_fs):
+    export = small_fs / "export"
+    srv = ServerProcess(export).start()
+    try:
+        c = NfsClient(*srv.address).mount()
+        root = c.root()
+        keep = os.urandom(1 << 20)
+        c.create_file(root, b"published", keep)
+        fh, sid, _ = c.open(root, b"filler", create=True)
+        chunk = os.urandom(256 * 1024)
+        err = None
+        for i in range(64):
+            try:
+                c.write(fh, sid, i * len(chunk), chunk, stable=x.FILE_SYNC4)
+            except Exception as e:  # noqa: BLE001
+                err = e
+                break
+        assert err is not None and getattr(err, "status", None) == x.NFS4ERR_NOSPC, err
+        # the published file is intact
+        assert hashlib.sha256((export / "published").read_bytes()).digest() == \
+            hashlib.sha256(keep).digest()
+        assert c.read_all(c.lookup("published")) == keep
+        # the writer closes: what was acknowledged is published; removing it frees the space,
+        # and other files are written and published as usual
+        c.close_file(fh, sid)
+        got = (export / "filler").read_bytes()
+        # every acknowledged byte; the failed WRITE may have left part of its range
+        assert got[:len(chunk) * i] == chunk * i and len(got) <= len(chunk) * (i + 1)
+        c.remove(root, b"filler")
+        c.create_file(root, b"after", b"still working")
+        assert (export / "after").read_bytes() == b"still working"
+        assert srv.alive()
+    finally:
+        srv.stop()
+    _ = (op, wait_for)
