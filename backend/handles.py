@@ -43,6 +43,15 @@ RDEV_MAJ, RDEV_MIN, DEV_MAJ, DEV_MIN = 24, 25, 26, 27
 _tls = threading.local()
 
 
+def _os_error(e: "sqlite3.Error") -> OSError:
+    """A database failure as the OSError the backend's error mapping understands: a full
+    disk (SQLITE_FULL) is ENOSPC, anything else EIO."""
+    import errno
+
+    full = "full" in str(e).lower()
+    return OSError(errno.ENOSPC if full else errno.EIO, f"handle database: {e}")
+
+
 def _load_statx():
     try:
         fn = ctypes.CDLL(None, use_errno=True).statx
@@ -186,12 +195,18 @@ class HandleDB:
     def release(self) -> None:
         self._hold = False
         if self._c.in_transaction:
-            self._c.execute("COMMIT")
+            try:
+                self._c.execute("COMMIT")
+            except sqlite3.Error as e:
+                raise _os_error(e) from None
 
     def _write(self, sql: str, args: tuple):
-        if self._hold and not self._c.in_transaction:
-            self._c.execute("BEGIN IMMEDIATE")
-        return self._c.execute(sql, args)
+        try:
+            if self._hold and not self._c.in_transaction:
+                self._c.execute("BEGIN IMMEDIATE")
+            return self._c.execute(sql, args)
+        except sqlite3.Error as e:
+            raise _os_error(e) from None
 
     def get(self, oid: int):
         return self._c.execute(f"SELECT {_COLS} FROM objects WHERE id=?", (oid,)).fetchone()

@@ -940,7 +940,12 @@ class LocalBackend(I.Backend):
         self._drop_reader(oid)
         self._listings.pop(oid, None)
         if oid != ROOT_ID:
-            self._db.delete(oid)
+            try:
+                self._db.delete(oid)
+            except OSError:
+                # A full disk must not stop a delete; a leftover row names an inode that is
+                # gone, so its handle resolves to Stale anyway.
+                pass
 
     def _set_hint(self, node: Node, parent: int, name: bytes) -> None:
         node.parent, node.name, node.miss = parent, name, None
@@ -1540,7 +1545,12 @@ class LocalBackend(I.Backend):
         """The transient name of `s` was removed (or replaced): publish will raise Gone."""
         self._tn_del(s)
         s.gone = True
-        s._write_record(durable=False)
+        try:
+            s._write_record(durable=False)
+        except OSError:
+            # A full disk must not stop a REMOVE (which is how space is freed): the record is
+            # rewritten at the next sync; until then a crash would resurrect the name.
+            s._rec_dirty = True
 
     def rename(self, sdir, sname, ddir, dname, viewer=None) -> None:
         sname, dname = check_name(sname), check_name(dname)

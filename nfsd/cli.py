@@ -26,6 +26,7 @@ def _serve(args) -> int:
         retire_after=args.retire_after, delegations=not args.no_delegations,
         max_connections=args.max_connections, idle_timeout=args.idle_timeout,
         max_clients=args.max_clients, max_opens_per_client=args.max_opens_per_client,
+        metrics=args.metrics,
     )
     try:
         running = build(cfg, reactor)
@@ -36,6 +37,9 @@ def _serve(args) -> int:
     what = cfg.directory or ", ".join(e.path for e in running.server.exports.exports)
     # Tests and scripts read this line to learn the port (with --port 0).
     print(f"nfsd: serving {what} on {host}:{port}", flush=True)
+    if running.metrics_port is not None:
+        a = running.metrics_port.getHost()
+        print(f"nfsd: metrics on http://{a.host}:{a.port}/metrics", flush=True)
     if cfg.exports_file:
         import signal
 
@@ -141,6 +145,8 @@ def main(argv=None) -> int:
                    help="open files (and lock states) per client (default 10000)")
     s.add_argument("--no-delegations", action="store_true",
                    help="never hand out read delegations (no callbacks to clients)")
+    s.add_argument("--metrics", metavar="ADDR:PORT", default=None,
+                   help="serve Prometheus metrics over HTTP at ADDR:PORT/metrics")
     s.add_argument("-v", "--verbose", action="store_true", help="log every request")
     s.set_defaults(fn=_serve)
     ex = sub.add_parser("exports", help="exports file tools")

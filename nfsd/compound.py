@@ -189,6 +189,7 @@ class Compound:
         self.enc_res = {opnum: getattr(rt, "_xdr", rt).enc for opnum, rt in x.OP_RES.items()}
         self.err_res = {opnum: _error_result_factory(opnum) for opnum in x.OP_RES}
         self.status_of = {opnum: _status_getter(opnum) for opnum in x.OP_RES}
+        self.metrics = None  # nfsd.metrics.Metrics with --metrics (set by the server)
 
     # ------------------------------------------------------------------ entry point
     def run(self, call, cred):
@@ -217,6 +218,8 @@ class Compound:
             if c is not None and not c.expired:
                 ctx.client = c
         run = _Run(ctx, m, p, nops)
+        if self.metrics is not None:
+            run.t = self.metrics.start()
         try:
             self._loop(run)
         except BaseException:
@@ -232,6 +235,7 @@ class Compound:
         ctx = r.ctx
         m = r.m
         handlers = self.handlers
+        metrics = self.metrics
         while r.i < r.n:
             try:
                 opnum, = _U.unpack_from(m, r.pos)
@@ -282,7 +286,10 @@ class Compound:
                 return
             r.results.append((opnum, res))
             r.i += 1
-            if self.status_of[opnum](res):
+            status = self.status_of[opnum](res)
+            if metrics is not None:
+                metrics.op_done(r, opnum, status, res)
+            if status:
                 return self._finish(r)
         self._finish(r)
 
@@ -290,7 +297,10 @@ class Compound:
         opnum = r.pending_op
         r.results.append((opnum, res))
         r.i += 1
-        if self.status_of[opnum](res):
+        status = self.status_of[opnum](res)
+        if self.metrics is not None:
+            self.metrics.op_done(r, opnum, status, res)
+        if status:
             self._finish(r)
         else:
             self._loop(r)
@@ -306,6 +316,8 @@ class Compound:
             res = self.err_res[opnum](x.NFS4ERR_SERVERFAULT)
         r.results.append((opnum, res))
         r.i += 1
+        if self.metrics is not None:
+            self.metrics.op_done(r, opnum, self.status_of[opnum](res), res)
         self._finish(r)
 
     def _gate(self, ctx: Ctx, opnum: int, r: "_Run") -> int:
@@ -336,6 +348,8 @@ class Compound:
         if r.results:
             opnum, last = r.results[-1]
             status = self.status_of[opnum](last)
+        if self.metrics is not None:
+            self.metrics.compound_done(status)
         reply = self._encode(status, ctx.tag, r.results)
         if ctx.session is not None:
             reply = self._limit(ctx, r.results, reply)
@@ -397,7 +411,7 @@ class Compound:
 
 
 class _Run:
-    __slots__ = ("ctx", "m", "pos", "n", "i", "results", "deferred", "pending_op", "reply")
+    __slots__ = ("ctx", "m", "pos", "n", "i", "results", "deferred", "pending_op", "reply", "t")
 
     def __init__(self, ctx, m, pos, n):
         self.ctx = ctx
@@ -409,6 +423,7 @@ class _Run:
         self.deferred = None
         self.pending_op = None
         self.reply = None
+        self.t = 0.0  # with metrics: when the last operation ended
 
 
 def _dec_opaque(m, p):

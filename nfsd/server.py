@@ -47,6 +47,7 @@ class Config:
     exports_file: str | None = None
     max_clients: int = 10_000
     max_opens_per_client: int = 10_000
+    metrics: str | None = None  # ADDR:PORT of the Prometheus endpoint (nfsd/metrics.py)
     extra: dict = field(default_factory=dict)
 
 
@@ -126,6 +127,7 @@ class Running:
         self.backends = backends
         self._looping = looping
         self.config = None
+        self.metrics_port = None  # the Prometheus endpoint's listening port, with --metrics
 
     @property
     def address(self):
@@ -135,6 +137,8 @@ class Running:
     def stop(self):
         if self._looping.running:
             self._looping.stop()
+        if self.metrics_port is not None:
+            self.metrics_port.stopListening()
         d = defer.maybeDeferred(self.port.stopListening)
 
         def closed(_):
@@ -209,6 +213,11 @@ def build(config: Config, reactor=None) -> Running:
     looping.start(max(0.2, min(5.0, config.lease_time / 4)), now=False)
     running = Running(server, port, [e.backend for e in exports], looping)
     running.config = config
+    if config.metrics:
+        from .metrics import Metrics, serve
+
+        server.compound.metrics = Metrics(server, factory)
+        running.metrics_port = serve(server.compound.metrics, config.metrics, reactor)
     return running
 
 

@@ -89,6 +89,7 @@ def test_disk_full_gives_nospc_and_damages_nothing(small_fs):
         root = c.root()
         keep = os.urandom(1 << 20)
         c.create_file(root, b"published", keep)
+        fh2, sid2, _ = c.open(root, b"doomed", create=True)  # under construction before
         fh, sid, _ = c.open(root, b"filler", create=True)
         chunk = os.urandom(256 * 1024)
         err = None
@@ -103,6 +104,11 @@ def test_disk_full_gives_nospc_and_damages_nothing(small_fs):
         assert hashlib.sha256((export / "published").read_bytes()).digest() == \
             hashlib.sha256(keep).digest()
         assert c.read_all(c.lookup("published")) == keep
+        # on the full disk: a new file cannot be created (NOSPC), but removing a file under
+        # construction works (that is how space is given back)
+        assert status(c.open, root, b"new", create=True) == x.NFS4ERR_NOSPC
+        c.remove(root, b"doomed")
+        c.close_file(fh2, sid2)
         # the writer closes: what was acknowledged is published; removing it frees the space,
         # and other files are written and published as usual
         c.close_file(fh, sid)
