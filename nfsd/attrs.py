@@ -8,6 +8,8 @@ into the XDR encoders and no bitmap interpretation.
 
 from __future__ import annotations
 
+import grp
+import pwd
 import struct
 
 from backend.interface import Kind
@@ -247,8 +249,8 @@ def decode(fattr, minor: int, writable_only: bool = True) -> NewAttrs:
     return NewAttrs(values, nums)
 
 
-def parse_owner(s: bytes) -> int:
-    """An owner or group string as a numeric id ("1000", or "1000@domain")."""
+def _parse_id(s: bytes, by_name) -> int:
+    """An owner or group string as a numeric id: "1000", "1000@domain", or a local name."""
     if not s:
         raise NFS4Error(x.NFS4ERR_INVAL)
     name = s.split(b"@", 1)[0]
@@ -256,31 +258,18 @@ def parse_owner(s: bytes) -> int:
         v = int(name)
         if v < 1 << 32:
             return v
-    import grp
-    import pwd
-
     try:
-        return pwd.getpwnam(name.decode()).pw_uid
+        return by_name(name.decode())
     except (KeyError, UnicodeDecodeError):
-        pass
-    raise NFS4Error(x.NFS4ERR_BADOWNER)
+        raise NFS4Error(x.NFS4ERR_BADOWNER) from None
+
+
+def parse_owner(s: bytes) -> int:
+    return _parse_id(s, lambda n: pwd.getpwnam(n).pw_uid)
 
 
 def parse_group(s: bytes) -> int:
-    if not s:
-        raise NFS4Error(x.NFS4ERR_INVAL)
-    name = s.split(b"@", 1)[0]
-    if name.isdigit() and len(name) < 11:
-        v = int(name)
-        if v < 1 << 32:
-            return v
-    import grp
-
-    try:
-        return grp.getgrnam(name.decode()).gr_gid
-    except (KeyError, UnicodeDecodeError):
-        pass
-    raise NFS4Error(x.NFS4ERR_BADOWNER)
+    return _parse_id(s, lambda n: grp.getgrnam(n).gr_gid)
 
 
 def kind_is_dir(a) -> bool:

@@ -76,3 +76,29 @@ def reactor_thread():
         _instance = ReactorThread()
     yield _instance
     _instance.shutdown()
+
+
+# ---------------------------------------------------------------- a server process per module
+# Modules that need another kind of server define their own `server` fixture.
+@pytest.fixture(scope="module")
+def server(tmp_path_factory):
+    """`python -m nfsd serve` of a fresh directory; at the end it must still be alive and its
+    log free of tracebacks."""
+    from server_proc import ServerProcess
+
+    srv = ServerProcess(tmp_path_factory.mktemp("export")).start()
+    yield srv
+    alive = srv.alive()
+    srv.stop()
+    assert alive, srv.text()
+    assert "Traceback" not in srv.text(), srv.text()
+
+
+@pytest.fixture(scope="module")
+def client(server):
+    """An NFSv4.1 client (root) with a session on `server`."""
+    from nfsd.client import NfsClient
+
+    c = NfsClient(*server.address).mount()
+    yield c
+    c.close()

@@ -23,21 +23,10 @@ from nfsd.rpc.client import RpcClient, RpcConnectionClosed
 from nfsd.rpc.framing import frame
 from nfsd.rpc.message import AuthSys, RpcReplyError, build_call, parse_reply
 from nfsd.xdr import XdrError, decode, nfs4 as x
-from server_proc import ServerProcess
 
 PROG, VERS = 100003, 4
 CRED = AuthSys(0, b"hostile", 0, 0, ())
 LAST = 0x80000000
-
-
-@pytest.fixture(scope="module")
-def server(tmp_path_factory):
-    srv = ServerProcess(tmp_path_factory.mktemp("export")).start()
-    yield srv
-    alive = srv.alive()
-    srv.stop()
-    assert alive, srv.text()
-    assert "Traceback" not in srv.text(), srv.text()
 
 
 @pytest.fixture(scope="module")

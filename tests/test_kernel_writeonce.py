@@ -12,7 +12,8 @@ import time
 import pytest
 
 from server_proc import ServerProcess
-from test_kernel_client import HERE, WORK, vm  # noqa: F401 - fixture
+from test_kernel_client import HERE, WORK
+from test_kernel_client import vm as vm  # noqa: F401 - the fixture, shared
 from test_write_once import staged_files, wait_for
 
 OPTS = "actimeo=0,lookupcache=none"  # the guest polls for files the host creates

@@ -12,24 +12,6 @@ import pytest
 from nfsd import attrs as A
 from nfsd.client import ANON, NfsClient, attr_request, decode_attrs, encode_attrs, op
 from nfsd.xdr import nfs4 as x
-from server_proc import ServerProcess
-
-
-@pytest.fixture(scope="module")
-def server(tmp_path_factory):
-    srv = ServerProcess(tmp_path_factory.mktemp("export")).start()
-    yield srv
-    alive = srv.alive()
-    srv.stop()
-    assert alive, srv.text()
-    assert "Traceback" not in srv.text(), srv.text()
-
-
-@pytest.fixture(scope="module")
-def client(server):
-    c = NfsClient(*server.address).mount()
-    yield c
-    c.close()
 
 
 @pytest.fixture(scope="module")

@@ -11,26 +11,8 @@ import pytest
 
 from nfsd.client import NfsClient, attr_request, compound_bytes, decode_attrs, encode_attrs, op
 from nfsd.xdr import decode, encode, nfs4 as x
-from server_proc import ServerProcess
 
 NOATTRS = x.fattr4([], b"")
-
-
-@pytest.fixture(scope="module")
-def server(tmp_path_factory):
-    srv = ServerProcess(tmp_path_factory.mktemp("export")).start()
-    yield srv
-    alive = srv.alive()
-    srv.stop()
-    assert alive, srv.text()
-    assert "Traceback" not in srv.text(), srv.text()
-
-
-@pytest.fixture(scope="module")
-def client(server):
-    c = NfsClient(*server.address).mount()
-    yield c
-    c.close()
 
 
 _dirs = itertools.count()

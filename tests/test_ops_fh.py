@@ -12,24 +12,6 @@ import pytest
 
 from nfsd.client import NfsClient, compound_bytes, op
 from nfsd.xdr import decode, nfs4 as x
-from server_proc import ServerProcess
-
-
-@pytest.fixture(scope="module")
-def server(tmp_path_factory):
-    srv = ServerProcess(tmp_path_factory.mktemp("export")).start()
-    yield srv
-    alive = srv.alive()
-    srv.stop()
-    assert alive, srv.text()
-    assert "Traceback" not in srv.text(), srv.text()
-
-
-@pytest.fixture(scope="module")
-def client(server):
-    c = NfsClient(*server.address).mount()
-    yield c
-    c.close()
 
 
 _dirs = itertools.count()

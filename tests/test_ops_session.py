@@ -11,17 +11,6 @@ import pytest
 
 from nfsd.client import ANON, NfsClient, NfsError, compound_bytes, op, op_status
 from nfsd.xdr import decode, nfs4 as x
-from server_proc import ServerProcess
-
-
-@pytest.fixture(scope="module")
-def server(tmp_path_factory):
-    srv = ServerProcess(tmp_path_factory.mktemp("export")).start()
-    yield srv
-    alive = srv.alive()
-    srv.stop()
-    assert alive, srv.text()
-    assert "Traceback" not in srv.text(), srv.text()
 
 
 @pytest.fixture

@@ -14,7 +14,6 @@ import pytest
 from nfsd import attrs as A
 from nfsd.client import ANON, NfsClient, op
 from nfsd.xdr import nfs4 as x
-from server_proc import ServerProcess
 
 RW = x.OPEN4_SHARE_ACCESS_BOTH
 RD = x.OPEN4_SHARE_ACCESS_READ
@@ -22,16 +21,6 @@ BYPASS = x.stateid4(0xFFFFFFFF, b"\xff" * 12)
 DATA, HOLE = x.NFS4_CONTENT_DATA, x.NFS4_CONTENT_HOLE
 EITHER, CREATE, REPLACE = x.SETXATTR4_EITHER, x.SETXATTR4_CREATE, x.SETXATTR4_REPLACE
 CH = 64 * 1024  # a chunk many file system blocks long, so holes are exact
-
-
-@pytest.fixture(scope="module")
-def server(tmp_path_factory):
-    srv = ServerProcess(tmp_path_factory.mktemp("export")).start()
-    yield srv
-    alive = srv.alive()
-    srv.stop()
-    assert alive, srv.text()
-    assert "Traceback" not in srv.text(), srv.text()
 
 
 def mount(server, **kw):
@@ -352,7 +341,7 @@ def test_allocate_within_the_size_alone_publishes_nothing(a, tdir):
     """A reservation changes nothing anybody reads: like a write-open that wrote nothing
     (rule 3), the published version keeps its inode."""
     path, d = tdir
-    fh = a.create_file(d, b"f", b"data")
+    a.create_file(d, b"f", b"data")
     ino = os.stat(os.path.join(path, "f")).st_ino
     wfh, sid, _ = a.open(d, b"f", access=RW)
     assert space(a, wfh, "ALLOCATE", sid, 0, 4) == x.NFS4_OK

@@ -7,7 +7,7 @@ from backend.interface import Kind, SetAttrs
 
 from .. import access, attrs
 from ..errors import NFS4Error
-from ..state.model import LockState, OpenState
+from ..state.model import LockState
 from ..xdr import nfs4 as x
 from .common import call, getattr_, require_rw, viewer
 

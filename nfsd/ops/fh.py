@@ -6,7 +6,6 @@ from __future__ import annotations
 from backend.interface import HANDLE_MAX, Kind
 
 from ..errors import NFS4Error
-from ..exports import FileRef
 from ..xdr import nfs4 as x
 from .common import call, check_fh, check_name, dir_attrs, getattr_, require, viewer
 from .. import access

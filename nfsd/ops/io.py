@@ -16,7 +16,7 @@ from ..errors import NFS4Error, status_of
 from ..exports import FileRef
 from ..state.model import Delegation, LockState, OpenState
 from ..xdr import nfs4 as x
-from .common import call, change_info, check_name, dir_attrs, getattr_, require_rw, viewer
+from .common import call, change_info, check_name, dir_attrs, getattr_, require_rw
 from .namespace import _new_owner
 
 READ, WRITE = x.OPEN4_SHARE_ACCESS_READ, x.OPEN4_SHARE_ACCESS_WRITE
@@ -456,6 +456,24 @@ def _own_staging(store, handle, client):
     return None
 
 
+def read_version(ctx, st, fh):
+    """What a stateid reads: the staging version its machine writes, or None for the published
+    version. Checks read permission (special stateids: mode bits and share denies; opens: the
+    open's access and the caller's identity)."""
+    store = ctx.server.store
+    if st is None:
+        fa = _regular(ctx, fh)
+        if not access.allowed(ctx.cred, fa, access.R):
+            raise NFS4Error(x.NFS4ERR_ACCESS)
+        if store.denied(fh.handle, READ):
+            raise NFS4Error(x.NFS4ERR_LOCKED)
+        return _own_staging(store, fh.handle, ctx.client)
+    if st.access == 0:
+        raise NFS4Error(x.NFS4ERR_OPENMODE)
+    _check_cred(ctx, st, fh, access.R)
+    return st.staging or _own_staging(store, fh.handle, st.client)
+
+
 def op_read(ctx, a):
     fh = ctx.fh()
     st = _io_state(ctx, a.stateid, fh)
@@ -464,21 +482,9 @@ def op_read(ctx, a):
         count = 0
     else:
         count = min(count, attrs.MAX_FILESIZE - a.offset)
-    store = ctx.server.store
     if isinstance(st, Delegation):
         return _read_deleg(ctx, fh, count, a.offset)
-    if st is None:
-        fa = _regular(ctx, fh)
-        if not access.allowed(ctx.cred, fa, access.R):
-            raise NFS4Error(x.NFS4ERR_ACCESS)
-        if store.denied(fh.handle, READ):
-            raise NFS4Error(x.NFS4ERR_LOCKED)
-        stg = _own_staging(store, fh.handle, ctx.client)
-    else:
-        if st.access == 0:
-            raise NFS4Error(x.NFS4ERR_OPENMODE)
-        _check_cred(ctx, st, fh, access.R)
-        stg = st.staging or _own_staging(store, fh.handle, st.client)
+    stg = read_version(ctx, st, fh)
     if stg is not None:
         data, eof = call(stg.read, a.offset, count)
         return x.READ4res(x.NFS4_OK, x.READ4resok(eof, data))

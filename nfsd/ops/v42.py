@@ -20,7 +20,8 @@ from .. import access, attrs
 from ..errors import NFS4Error, status_of
 from ..xdr import nfs4 as x
 from .common import NAME_MAX, change_info, getattr_, require, require_rw, viewer
-from .io import _check_cred, _io_state, _own_staging, _regular
+from ..state.model import Delegation
+from .io import _check_cred, _io_state, _regular, read_version
 
 READ, WRITE = x.OPEN4_SHARE_ACCESS_READ, x.OPEN4_SHARE_ACCESS_WRITE
 LIST_OVERHEAD = 8 + 4 + 4  # LISTXATTRS4resok without names: cookie, array length, eof
@@ -104,19 +105,11 @@ def op_seek(ctx, a):
     """The next data or hole at or after sa_offset in the version READ would read: NXIO from
     the end on; not found (or the virtual hole at the end): sr_eof with the size."""
     fh = _current_fh(ctx)
-    fa = _regular(ctx, fh)
+    _regular(ctx, fh)
     st = _io_state(ctx, a.sa_stateid, fh)
-    store = ctx.server.store
-    if st is None:
-        require(ctx, fa, access.R)
-        if store.denied(fh.handle, READ):
-            raise NFS4Error(x.NFS4ERR_LOCKED)
-        stg = _own_staging(store, fh.handle, ctx.client)
-    else:
-        if st.access == 0:
-            raise NFS4Error(x.NFS4ERR_OPENMODE)
-        _check_cred(ctx, st, fh, access.R)
-        stg = st.staging or _own_staging(store, fh.handle, st.client)
+    if isinstance(st, Delegation):
+        st = None  # a read delegation reads the published version
+    stg = read_version(ctx, st, fh)
     what = bi.Content(a.sa_what)
     if stg is not None:
         pos, eof = _call(stg.seek, a.sa_offset, what)
