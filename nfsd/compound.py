@@ -189,6 +189,7 @@ class Compound:
         self.enc_res = {opnum: getattr(rt, "_xdr", rt).enc for opnum, rt in x.OP_RES.items()}
         self.err_res = {opnum: _error_result_factory(opnum) for opnum in x.OP_RES}
         self.status_of = {opnum: _status_getter(opnum) for opnum in x.OP_RES}
+        self.trace = log.isEnabledFor(logging.DEBUG)
         self.metrics = None  # nfsd.metrics.Metrics with --metrics (set by the server)
 
     # ------------------------------------------------------------------ entry point
@@ -350,6 +351,10 @@ class Compound:
             status = self.status_of[opnum](last)
         if self.metrics is not None:
             self.metrics.compound_done(status)
+        if self.trace:  # nfsd serve -v: one line per request
+            log.debug("%s:%s v4.%d %s -> %s", ctx.host, ctx.port, ctx.minor,
+                      " ".join(x.OP_NAMES.get(o, str(o)) for o, _ in r.results),
+                      x.nfsstat4.names.get(status, status))
         reply = self._encode(status, ctx.tag, r.results)
         if ctx.session is not None:
             reply = self._limit(ctx, r.results, reply)
