@@ -50,9 +50,13 @@ def say(*a):
 
 
 def cpu(pid) -> float:
+    return sum(cpu_split(pid))
+
+
+def cpu_split(pid) -> tuple[float, float]:
     with open(f"/proc/{pid}/stat") as f:
         fields = f.read().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / TICK
+    return int(fields[11]) / TICK, int(fields[12]) / TICK
 
 
 def rss_mib(pid) -> float:
@@ -70,13 +74,15 @@ class Measure:
         self.pid = pid
 
     def __enter__(self):
-        self.c0 = cpu(self.pid)
+        self.c0 = cpu_split(self.pid)
         self.t0 = time.perf_counter()
         return self
 
     def __exit__(self, *exc):
         self.dt = time.perf_counter() - self.t0
-        self.cpu = cpu(self.pid) - self.c0
+        c1 = cpu_split(self.pid)
+        self.sys = c1[1] - self.c0[1]
+        self.cpu = (c1[0] - self.c0[0]) + self.sys
 
 
 class Server:
@@ -128,11 +134,14 @@ def exp_seq(a):
         c = s.client()
         buf = os.urandom(MiB)
         c.mkdir("/small", 0o755)
-        total = 64
-        say("| file size | files | write MB/s | write server CPU ms/MiB | read MB/s | "
-            "read server CPU ms/MiB |")
+        say("| file size | files | write MB/s | write server CPU ms/MiB (system part) | "
+            "read MB/s | read server CPU ms/MiB |")
         say("|---|---|---|---|---|---|")
-        for size_mib, files, d in ((1, total, "/small"), (total, 1, "/")):
+        rows = ((1, 64, "/small"), (64, 1, "/"))
+        if not a.quick:
+            rows += ((1024, 1, "/"),)
+        for size_mib, files, d in rows:
+            total = size_mib * files
             rw = []
             for rep in range(a.reps):
                 paths = [f"{d}/f{rep}_{i}" for i in range(files)]
@@ -143,11 +152,11 @@ def exp_seq(a):
                     for p in paths:
                         assert read_file(c, p) == size_mib * MiB
                 rw.append((total * MiB / w.dt / 1e6, w.cpu / total * 1e3,
-                           total * MiB / r.dt / 1e6, r.cpu / total * 1e3))
+                           total * MiB / r.dt / 1e6, r.cpu / total * 1e3, w.sys / total * 1e3))
                 c.remove_many(paths)
-            med = [statistics.median(x[i] for x in rw) for i in range(4)]
-            say(f"| {size_mib} MiB | {files} | {med[0]:.0f} | {med[1]:.2f} | {med[2]:.0f} | "
-                f"{med[3]:.2f} |")
+            med = [statistics.median(x[i] for x in rw) for i in range(5)]
+            say(f"| {size_mib} MiB | {files} | {med[0]:.0f} | {med[1]:.2f} ({med[4]:.2f}) | "
+                f"{med[2]:.0f} | {med[3]:.2f} |")
         c.shutdown()
     finally:
         s.close()
@@ -272,10 +281,25 @@ def _clients_worker(port, n, ready, done, q):
             pass
 
 
+def _gauges(port) -> str:
+    import urllib.request
+
+    with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=10) as r:
+        text = r.read().decode()
+    keep = ("nfsd_clients ", "nfsd_sessions ", "nfsd_connections ")
+    return ", ".join(l.replace(" ", "=") for l in text.splitlines() if l.startswith(keep))
+
+
 def exp_clients(a):
-    total = 200 if a.quick else 1000
+    total = 200 if a.quick else a.clients_total
     procs_n = 4
-    s = Server(a.fs)
+    import socket
+
+    with socket.socket() as so:
+        so.bind(("127.0.0.1", 0))
+        mport = so.getsockname()[1]
+    s = Server(a.fs, ["--max-connections", str(total + 100), "--max-clients", str(total + 100),
+                      "--metrics", f"127.0.0.1:{mport}"])
     ctx = mp.get_context("fork")
     try:
         time.sleep(1)
@@ -303,6 +327,7 @@ def exp_clients(a):
             f"{m.cpu / max(ok, 1) * 1e3:.2f} ms per client")
         say(f"server RSS before {before:.1f} MiB, with {ok} clients {after:.1f} MiB: "
             f"{(after - before) * 1024 / max(ok, 1):.1f} KiB per client")
+        say(f"server's own gauges while they are connected: {_gauges(mport)}")
         for e in errs:
             say(f"  worker error: {e}")
         done.set()
@@ -361,6 +386,7 @@ def main():
     ap.add_argument("--fs", default="ext4", choices=["ext4", "tmpfs"])
     ap.add_argument("--reps", type=int, default=3)
     ap.add_argument("--quick", action="store_true", help="smaller sizes (a smoke run)")
+    ap.add_argument("--clients-total", type=int, default=1000, help="clients experiment size")
     a = ap.parse_args()
     m = bench.machine()
     say(f"# scripts/scaling.py {' '.join(sys.argv[1:])}")
