@@ -7,7 +7,7 @@ from backend.interface import Kind
 
 from .. import access, attrs
 from ..errors import NFS4Error
-from ..exports import FileRef
+from ..exports import FH_VERSION, FileRef
 from ..xdr import nfs4 as x
 from .common import call, change_info, check_name, dir_attrs, getattr_, require, require_rw, viewer
 from .attrs import source
@@ -178,6 +178,7 @@ def op_readlink(ctx, a):
 
 _ENTRY_OVERHEAD = 4 + 8 + 4 + 4 + 4  # list flag, cookie, name length, bitmap length, attr length
 _REPLY_OVERHEAD = 8 + 4 + 4  # READDIR4resok without entries: verifier, final list flag, eof
+FH_VERSION_BYTE = bytes((FH_VERSION,))
 
 
 def op_readdir(ctx, a):
@@ -209,15 +210,22 @@ def op_readdir(ctx, a):
     else:
         listing = call(be.readdir, fh.handle, a.cookie, viewer(ctx))
     lease = ctx.server.store.lease_time
+    # One AttrSource for the whole listing (entries of one directory share the file system);
+    # the pseudo file system's entries are export roots, each with its own.
+    src = attrs.AttrSource(None, b"", be.fsid(), lease, lambda: be.statfs(fh.handle),
+                           ctx.minor)
+    values, words = plan.values, plan.words
     for e in listing:
-        ebe, mounted_on = be, None
         if pseudo:
             ref = exports.ref(e.handle)
-            ebe, mounted_on = ref.backend, exports.mounted_on(ref)
-        src = attrs.AttrSource(e.attrs, FileRef(None, e.handle).wire, ebe.fsid(), lease,
-                               lambda: ebe.statfs(e.handle), ctx.minor, mounted_on)
+            ebe = ref.backend
+            src = attrs.AttrSource(None, b"", ebe.fsid(), lease,
+                                   lambda ebe=ebe, h=e.handle: ebe.statfs(h), ctx.minor,
+                                   exports.mounted_on(ref))
+        src.a = e.attrs
+        src.fh = FH_VERSION_BYTE + e.handle
         try:
-            fa = attrs.encode(req, src)
+            fa = x.fattr4(words, values(src))
         except NFS4Error as err:
             if not want_err:
                 raise

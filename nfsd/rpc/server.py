@@ -43,6 +43,7 @@ import logging
 import os
 from collections import deque
 
+from twisted.internet import tcp
 from twisted.internet.defer import Deferred
 from twisted.internet.interfaces import IPushProducer
 from twisted.internet.protocol import Factory, Protocol
@@ -191,6 +192,22 @@ def _address(addr):
 # ---------------------------------------------------------------------------- protocol
 
 
+_IOV_MAX = 1000  # below Linux's IOV_MAX (1024)
+
+
+def _direct_socket(transport):
+    """The socket of a plain TCP transport, for _write's direct sends; None for anything else
+    (TLS, UNIX, test transports), which then only goes through the transport."""
+    if not isinstance(transport, tcp.Connection) or transport.TLS:
+        return None
+    sock = getattr(transport, "socket", None)
+    if sock is None or not hasattr(sock, "sendmsg"):
+        return None
+    if not (hasattr(transport, "dataBuffer") and hasattr(transport, "_tempDataBuffer")):
+        return None  # a Twisted whose buffering this code does not know
+    return sock
+
+
 @implementer(IPushProducer)
 class RpcProtocol(Protocol):
     """One connection: records in, replies out. Registered with its transport as the
@@ -211,6 +228,7 @@ class RpcProtocol(Protocol):
         self._idle_call = None
         self._registered = False
         self._pending: dict = {}  # xid -> (Deferred, timeout call) of calls we sent
+        self._sock = None  # the socket for direct sends (_write), set when connected
 
     # -- calls to the peer (callbacks)
     def call(self, prog, vers, proc, args_chunks, cred=None, timeout=30.0):
@@ -269,6 +287,7 @@ class RpcProtocol(Protocol):
             set_nodelay(True)
         self.transport.registerProducer(self, True)
         self._registered = True
+        self._sock = _direct_socket(self.transport)
         self._last_activity = f.reactor.seconds()
         if f.idle_timeout:
             self._idle_call = f.reactor.callLater(f.idle_timeout, self._idle_check)
@@ -459,11 +478,36 @@ class RpcProtocol(Protocol):
         self._write(frame(chunks))
 
     def _write(self, chunks):
+        t = self.transport
+        sock = self._sock
+        # Fast path: nothing is queued in the transport, so send now, scatter-gather, instead
+        # of queueing and waiting for the reactor's next turn (an epoll round and two
+        # epoll_ctl calls per reply). Whatever the socket does not take goes to the transport.
+        if (sock is not None and not t.dataBuffer and not t._tempDataBuffer
+                and not t.disconnecting and len(chunks) <= _IOV_MAX):
+            try:
+                n = sock.sendmsg(chunks)
+            except (BlockingIOError, InterruptedError):
+                n = 0
+            except OSError:
+                n = 0  # the transport sees the error on its own write and closes
+            if n:
+                rest = []
+                for c in chunks:
+                    k = len(c)
+                    if n >= k:
+                        n -= k
+                        continue
+                    rest.append(c[n:] if n else c)
+                    n = 0
+                if not rest:
+                    return
+                chunks = rest
         for c in chunks:
             if type(c) is not bytes:
-                self.transport.writeSequence([b"".join(chunks)])
+                t.writeSequence([b"".join(chunks)])
                 return
-        self.transport.writeSequence(chunks)
+        t.writeSequence(chunks)
 
     # -- idle timeout
     def _idle_check(self):
