@@ -302,6 +302,12 @@ class Backend:
     def lookup(self, dir: bytes, name: bytes, viewer: bytes | None = None) -> bytes:  # pragma: no cover
         raise NotImplementedError
 
+    def lookup_attrs(self, dir: bytes, name: bytes, viewer: bytes | None = None):
+        """`lookup` and the attributes `getattr(handle, viewer)` would give, as (handle,
+        Attrs); backends override it to do both in one step."""
+        h = self.lookup(dir, name, viewer)
+        return h, self.getattr(h, viewer)
+
     def parent(self, handle: bytes) -> bytes:  # pragma: no cover
         """The directory containing `handle` (the root's parent is the root)."""
         raise NotImplementedError

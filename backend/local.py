@@ -1287,6 +1287,9 @@ class LocalBackend(I.Backend):
                 raise from_oserror(e) from None
 
     def lookup(self, dir, name, viewer=None) -> bytes:
+        return self.lookup_attrs(dir, name, viewer, False)[0]
+
+    def lookup_attrs(self, dir, name, viewer=None, want_attrs=True):
         name = check_name(name)
         with self._guard:
             try:
@@ -1294,11 +1297,20 @@ class LocalBackend(I.Backend):
                 if viewer is not None and node.id in self._transient:
                     mine = self._transients(node.id, name, viewer)
                     if mine:
-                        return mine[-1].handle
+                        s = mine[-1]
+                        return s.handle, (s.attrs() if want_attrs else None)
                 st = self._child(dfd, name)
                 if st is None:
                     raise self._not_found(dfd)
-                return self._id_for(st, node.id, name).handle
+                child = self._id_for(st, node.id, name)
+                if not want_attrs:
+                    return child.handle, None
+                sts = self._by_oid.get(child.id)
+                if sts:  # versions being written: what getattr shows this viewer
+                    s = self._view(sts, viewer)
+                    if s is not None:
+                        return child.handle, s.attrs()
+                return child.handle, _attrs(st, child.id)
             except OSError as e:
                 raise from_oserror(e) from None
 

@@ -50,6 +50,11 @@ ONLY_40 = frozenset({
     x.OP_SETCLIENTID, x.OP_SETCLIENTID_CONFIRM, x.OP_RENEW, x.OP_OPEN_CONFIRM,
     x.OP_RELEASE_LOCKOWNER,
 })
+# Operations that change nothing a later GETATTR could see: Ctx.memo survives them.
+MEMO_KEEPS = frozenset({
+    x.OP_SEQUENCE, x.OP_PUTFH, x.OP_PUTROOTFH, x.OP_PUTPUBFH, x.OP_LOOKUP, x.OP_GETATTR,
+    x.OP_GETFH, x.OP_SAVEFH, x.OP_RESTOREFH, x.OP_ACCESS,
+})
 FIRST_41 = 40  # operations numbered from here on are NFSv4.1 and later
 
 
@@ -59,7 +64,7 @@ class Ctx:
     __slots__ = (
         "server", "call", "cred", "raw_cred", "minor", "session", "slot", "client", "_cfh",
         "sfh", "cur_sid", "saved_sid", "cachethis", "replay", "tag", "nops", "opindex",
-        "reqsize", "drc_key", "nonidem", "host", "port", "_cred_for", "opts",
+        "reqsize", "drc_key", "nonidem", "host", "port", "_cred_for", "opts", "memo",
     )
 
     def __init__(self, server, call, cred, minor, tag, nops, reqsize):
@@ -88,6 +93,10 @@ class Ctx:
         self.reqsize = reqsize
         self.drc_key = None
         self.nonidem = False
+        # (FileRef, Attrs) that the last LOOKUP found, for a LOOKUP or GETATTR right after it
+        # in this COMPOUND (one statx instead of two); dropped before any operation that is
+        # not in MEMO_KEEPS, so nothing that changes a file ever sees it.
+        self.memo = None
 
     @property
     def cfh(self):
@@ -262,6 +271,8 @@ class Compound:
                 r.results.append((opnum, self.err_res[opnum](x.NFS4ERR_BADXDR)))
                 return self._finish(r)
             ctx.opindex = r.i
+            if opnum not in MEMO_KEEPS:
+                ctx.memo = None
             status = self._gate(ctx, opnum, r)
             if status:
                 r.results.append((opnum, self.err_res[opnum](status)))

@@ -417,14 +417,19 @@ class ExportTable:
     # ---- the pseudo file system's joints
     def lookup(self, fh: FileRef, name: bytes, host, viewer) -> FileRef:
         """LOOKUP, crossing from a pseudo directory into an export root."""
+        return self.lookup_attrs(fh, name, host, viewer)[0]
+
+    def lookup_attrs(self, fh: FileRef, name: bytes, host, viewer):
+        """(FileRef, its Attrs or None) of LOOKUP; None where they are not at hand."""
         if fh.export is self.pseudo:
             node = self.pseudo.backend.node(fh.handle).children.get(name)
             if node is None or not self._visible(node, host):
                 raise NFS4Error(x.NFS4ERR_NOENT)
             if node.export is not None:
-                return FileRef(node.export, node.export.backend.root())
-            return FileRef(self.pseudo, node.handle)
-        return FileRef(fh.export, _call(fh.backend.lookup, fh.handle, name, viewer))
+                return FileRef(node.export, node.export.backend.root()), None
+            return FileRef(self.pseudo, node.handle), None
+        h, a = _call(fh.backend.lookup_attrs, fh.handle, name, viewer)
+        return FileRef(fh.export, h), a
 
     def parent(self, fh: FileRef) -> FileRef | None:
         """LOOKUPP; None at the root of the namespace."""

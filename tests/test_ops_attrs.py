@@ -399,3 +399,40 @@ def test_access_only_reports_what_was_asked(client, tdir):
     _, fh = tdir
     r = client.call([op("PUTFH", fh), op("ACCESS", x.ACCESS4_READ | 0x8000)])[-1].value
     assert r.supported == x.ACCESS4_READ and r.access == x.ACCESS4_READ
+
+
+# ---------------------------------------------------------------- LOOKUP + GETATTR in one COMPOUND
+def _lookup_getattr(c, dirfh, name, *middle):
+    r = c.call([op("PUTFH", dirfh), op("LOOKUP", name), *middle,
+                op("GETATTR", attr_request(x.FATTR4_SIZE, x.FATTR4_MODE, x.FATTR4_CHANGE))])
+    return decode_attrs(r[-1].value.obj_attributes)
+
+
+def test_getattr_after_lookup_sees_the_file_as_it_is(client, tdir):
+    """GETATTR right after LOOKUP uses what LOOKUP found; after anything that changes the
+    file it asks the file system again."""
+    path, fh = tdir
+    client.create_file(fh, b"f", b"12345")
+    got = _lookup_getattr(client, fh, b"f")
+    st = os.stat(os.path.join(path, "f"))
+    assert (got[x.FATTR4_SIZE], got[x.FATTR4_MODE]) == (5, stat.S_IMODE(st.st_mode))
+    # A SETATTR between them: the GETATTR shows its effect.
+    got = _lookup_getattr(client, fh, b"f", op("SETATTR", ANON, encode_attrs({x.FATTR4_MODE: 0o600})))
+    assert got[x.FATTR4_MODE] == 0o600
+    got = _lookup_getattr(client, fh, b"f", op("SETATTR", ANON, encode_attrs({x.FATTR4_SIZE: 2})))
+    assert got[x.FATTR4_SIZE] == 2
+    # A local change between two COMPOUNDs is seen by the next one.
+    os.truncate(os.path.join(path, "f"), 9)
+    assert _lookup_getattr(client, fh, b"f")[x.FATTR4_SIZE] == 9
+
+
+def test_getattr_after_lookup_shows_the_writers_staged_size(client, user, tdir):
+    path, fh = tdir
+    client.create_file(fh, b"g", b"abc")
+    ffh, sid, _ = client.open(fh, b"g", access=x.OPEN4_SHARE_ACCESS_BOTH)
+    client.write(ffh, sid, 0, b"0123456789")
+    # the writer sees its private version, everybody else the published one
+    assert _lookup_getattr(client, fh, b"g")[x.FATTR4_SIZE] == 10
+    assert _lookup_getattr(user, fh, b"g")[x.FATTR4_SIZE] == 3
+    client.close_file(ffh, sid)
+    assert _lookup_getattr(user, fh, b"g")[x.FATTR4_SIZE] == 10

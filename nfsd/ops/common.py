@@ -42,6 +42,9 @@ def viewer(ctx) -> bytes | None:
 
 
 def getattr_(ctx, fh, v=None):
+    memo = ctx.memo
+    if memo is not None and memo[0] is fh and v is None:
+        return memo[1]
     try:
         return fh.backend.getattr(fh.handle, viewer(ctx) if v is None else v)
     except bi.Stale:

@@ -78,11 +78,13 @@ def op_lookup(ctx, a):
     d = dir_attrs(ctx, fh)
     name = check_name(a.objname, ctx.minor)
     require(ctx, d, access.X)
-    ref = ctx.server.exports.lookup(fh, name, ctx.host, viewer(ctx))
+    ref, a = ctx.server.exports.lookup_attrs(fh, name, ctx.host, viewer(ctx))
     if ref.export is fh.export:
         ctx.cfh = ref
     else:
         ctx.enter(ref)  # from the pseudo file system into an export
+    if a is not None:
+        ctx.memo = (ref, a)  # for a LOOKUP or GETATTR that follows (see Ctx.memo)
     ctx.cur_sid = None
     return x.LOOKUP4res(x.NFS4_OK)
 

@@ -44,7 +44,7 @@ class RecordTooLarge(FramingError):
 class RecordReader:
     """Splits a record-marked byte stream into records. See the module docstring."""
 
-    __slots__ = ("max_record", "_hdr", "_left", "_last", "_size", "_rec", "_broken")
+    __slots__ = ("max_record", "_hdr", "_left", "_last", "_size", "_rec", "_held", "_broken")
 
     def __init__(self, max_record: int):
         if not 0 <= max_record:
@@ -54,13 +54,16 @@ class RecordReader:
         self._left = -1  # bytes still expected in the current fragment; -1: expecting a header
         self._last = False  # the current fragment ends its record
         self._size = 0  # bytes of the current record declared by its headers so far
-        self._rec: bytearray | None = None  # the current record, when it spans several pieces
+        # The current record, when it spans several pieces: the pieces (slices of immutable
+        # input by reference, copies of anything else), joined once when it is complete.
+        self._rec: list | None = None
+        self._held = 0  # bytes in _rec
         self._broken: FramingError | None = None
 
     @property
     def pending(self) -> int:
         """Bytes of an incomplete record held (header bytes included)."""
-        return len(self._hdr) + (len(self._rec) if self._rec is not None else 0)
+        return len(self._hdr) + self._held
 
     def feed(self, data) -> list:
         """Consume `data` (any bytes-like object); return the records it completes, in order.
@@ -121,10 +124,12 @@ class RecordReader:
                 left = -1
                 continue
             if take:
+                piece = mv[off:off + take] if shareable else bytes(mv[off:off + take])
                 if self._rec is None:
-                    self._rec = bytearray(mv[off:off + take])
+                    self._rec = [piece]
                 else:
-                    self._rec += mv[off:off + take]
+                    self._rec.append(piece)
+                self._held += take
             off += take
             left -= take
             if left == 0:
@@ -138,7 +143,10 @@ class RecordReader:
         rec = self._rec
         self._rec = None
         self._size = 0
-        return memoryview(rec) if rec is not None else memoryview(b"")
+        self._held = 0
+        if rec is None:
+            return memoryview(b"")
+        return memoryview(rec[0] if len(rec) == 1 else b"".join(rec))
 
 
 def frame(chunks: list) -> list:
