@@ -58,6 +58,18 @@ MEMO_KEEPS = frozenset({
 FIRST_41 = 40  # operations numbered from here on are NFSv4.1 and later
 
 
+class Encoded:
+    """An operation result already in XDR (the result's whole encoding, status first), for
+    handlers that write large replies directly (READDIR). `tag` is its status, as for the
+    generated union results."""
+
+    __slots__ = ("tag", "data")
+
+    def __init__(self, status: int, data: bytes):
+        self.tag = status
+        self.data = data
+
+
 class Ctx:
     """Per-COMPOUND state passed to every operation handler."""
 
@@ -150,7 +162,8 @@ def _status_getter(opnum):
     decl = _resolve(getattr(x.OP_RES[opnum], "_xdr", x.OP_RES[opnum]))
     if isinstance(decl, dsl.Union):
         return operator.attrgetter("tag")
-    return operator.attrgetter(decl.fields[0][0])
+    first = operator.attrgetter(decl.fields[0][0])
+    return lambda r: r.tag if type(r) is Encoded else first(r)
 
 
 def _error_result_factory(opnum):
@@ -407,7 +420,10 @@ class Compound:
             mark = len(body)
             body += _U.pack(opnum)
             try:
-                enc_res[opnum](body, res)
+                if type(res) is Encoded:
+                    body += res.data
+                else:
+                    enc_res[opnum](body, res)
             except Exception:  # noqa: BLE001 - a handler built a bad result: a server bug
                 log.exception("cannot encode the result of %s", x.OP_NAMES.get(opnum, opnum))
                 del body[mark + 4:]
