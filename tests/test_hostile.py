@@ -439,8 +439,14 @@ mutation = st.tuples(st.integers(0, 5), st.integers(0, 1 << 16), st.integers(0, 
                      st.binary(min_size=1, max_size=12))
 
 
-@seed(20261122)
-@settings(max_examples=300, derandomize=True, deadline=None, database=None,
+# The normal test run is seeded and bounded (300 examples); scripts/fuzz runs the same test
+# longer and with fresh seeds (NFSD_FUZZ_EXAMPLES, NFSD_FUZZ_SEED).
+_FUZZ_SEED = os.environ.get("NFSD_FUZZ_SEED")
+
+
+@seed(int(_FUZZ_SEED) if _FUZZ_SEED else 20261122)
+@settings(max_examples=int(os.environ.get("NFSD_FUZZ_EXAMPLES", "300")),
+          derandomize=_FUZZ_SEED is None, deadline=None, database=None,
           suppress_health_check=list(HealthCheck))
 @given(which=st.integers(0, 11), where=st.sampled_from(["ops", "ops", "ops", "header", "count"]),
        mutations=st.lists(mutation, min_size=1, max_size=4))
