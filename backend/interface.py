@@ -122,6 +122,11 @@ class IOFailure(BackendError):
     """Any other I/O error (NFS4ERR_IO)."""
 
 
+class WouldBlock(BackendError):
+    """`read(..., nowait=True)`: the data is not in memory; read it again without `nowait`,
+    where waiting for the disk is fine (a worker thread). Never reaches a client."""
+
+
 class Invalid(BackendError):
     """Invalid argument (NFS4ERR_INVAL)."""
 
@@ -357,8 +362,10 @@ class Backend:
         name is removed or replaced (NFSv4 PRESERVE_UNLINKED)."""
         raise NotImplementedError
 
-    def read(self, handle, offset: int, count: int) -> tuple[bytes, bool]:  # pragma: no cover
-        """Read the published version."""
+    def read(self, handle, offset: int, count: int,
+             nowait: bool = False) -> tuple[bytes, bool]:  # pragma: no cover
+        """Read the published version: (data, eof). With `nowait`, raise WouldBlock instead
+        of waiting for the disk (backends that cannot tell may always read)."""
         raise NotImplementedError
 
     def seek(self, handle, offset: int, what: Content) -> tuple[int, bool]:

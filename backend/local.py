@@ -772,6 +772,9 @@ class LocalBackend(I.Backend):
         self._node_cap = max(16, node_cache)
         self._dirfd_cap = max(4, dir_fds)
         self._reader_cap = max(1, read_fds)
+        # READ tries the page cache first (RWF_NOWAIT) so the reactor thread never waits for
+        # the disk; False once the file system has said it cannot.
+        self._nowait = hasattr(os, "RWF_NOWAIT") and hasattr(os, "preadv")
         self._listing_cap = max(1, listings)
         self._root_user = os.geteuid() == 0
         self._xattrs: bool | None = None  # user xattrs stored? (probed on first use)
@@ -1876,19 +1879,43 @@ class LocalBackend(I.Backend):
             except OSError as e:
                 raise from_oserror(e) from None
 
-    def read(self, handle, offset: int, count: int) -> tuple[bytes, bool]:
+    def read(self, handle, offset: int, count: int, nowait: bool = False) -> tuple[bytes, bool]:
         """Read the published version through a small cache of open fds (each checked against
-        the name's current inode, so a new version or a local replacement is never missed)."""
+        the name's current inode, so a new version or a local replacement is never missed).
+        nowait: only what the page cache holds (preadv RWF_NOWAIT), else WouldBlock."""
         if offset < 0 or count < 0:
             raise I.Invalid("negative offset or count")
         v, size = self._reader(handle)
         try:
+            if nowait and self._nowait:
+                want = min(count, size - offset)
+                if want > 0:
+                    data = self._read_nowait(v.fd, want, offset)
+                    if data is not None:
+                        return data, len(data) < count or offset + len(data) >= size
             data = os.pread(v.fd, count, offset)
         except OSError as e:
             raise from_oserror(e) from None
         finally:
             self._unref(v)
         return data, len(data) < count or offset + len(data) >= size
+
+    def _read_nowait(self, fd: int, want: int, offset: int):
+        """`want` bytes from the page cache; WouldBlock if they are not all there; None if
+        the file system cannot say (then this backend stops asking)."""
+        buf = bytearray(want)
+        try:
+            n = os.preadv(fd, [buf], offset, os.RWF_NOWAIT)
+        except BlockingIOError:
+            raise I.WouldBlock() from None
+        except OSError as e:
+            if e.errno in (errno.EOPNOTSUPP, errno.EINVAL, errno.ENOSYS):
+                self._nowait = False
+                return None
+            raise
+        if n < want:
+            raise I.WouldBlock()  # partly cached (or the file shrank): read it in a thread
+        return buf
 
     def seek(self, handle, offset: int, what) -> tuple[int, bool]:
         v, size = self._reader(handle)

@@ -1276,3 +1276,38 @@ def test_xattrs_on_a_file_system_without_them(xb, monkeypatch):
     s.write(0, b"y")
     b.publish(s)  # nothing to carry over, and that is no error
     assert read_all(b, f) == b"y"
+
+
+# ---------------------------------------------------------------- reads that would wait for the disk
+def _evict(path) -> bool:
+    """Drop a file's pages from the page cache; False where the file system keeps them."""
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+        os.posix_fadvise(fd, 0, 0, os.POSIX_FADV_DONTNEED)
+        probe = bytearray(4096)
+        try:
+            os.preadv(fd, [probe], 0, os.RWF_NOWAIT)
+        except BlockingIOError:
+            return True
+        except OSError:
+            return False
+        return False
+    finally:
+        os.close(fd)
+
+
+def test_read_nowait_serves_the_page_cache_and_refuses_to_wait_for_the_disk(b, export):
+    data = os.urandom(3 * 1024 * 1024)
+    (export / "cold").write_bytes(data)
+    h = b.lookup(b.root(), b"cold")
+    # In the page cache (just written): served at once, same answer as a plain read.
+    assert b.read(h, 4096, 8192, nowait=True) == (data[4096:4096 + 8192], False)
+    assert b.read(h, len(data) - 10, 100, nowait=True) == (data[-10:], True)
+    assert b.read(h, len(data) + 5, 100, nowait=True) == (b"", True)
+    if not _evict(export / "cold"):
+        pytest.skip("this file system keeps the file's pages in memory (tmpfs?)")
+    with pytest.raises(I.WouldBlock):
+        b.read(h, 1024 * 1024, 65536, nowait=True)
+    # Without nowait (what the server then does in a worker thread) the data comes from disk.
+    assert b.read(h, 1024 * 1024, 65536) == (data[1024 * 1024:1024 * 1024 + 65536], False)

@@ -410,3 +410,25 @@ def test_user_cannot_create_in_root_directory(server, tdir):
         assert st == x.NFS4ERR_ACCESS
         user.destroy()
     assert os.listdir(path) == []
+
+
+# ---------------------------------------------------------------- cold reads
+def test_read_of_data_not_in_memory_is_served_from_disk(server, client, tdir):
+    """READ first tries the page cache without waiting (RWF_NOWAIT); data that is only on
+    disk is read in a worker thread. Both give the same bytes, also with other requests
+    in flight on the same connection."""
+    path, fh = tdir
+    data = os.urandom(2 * 1024 * 1024 + 123)
+    with open(os.path.join(path, "cold"), "wb") as f:
+        f.write(data)
+        f.flush()
+        os.fsync(f.fileno())
+        os.posix_fadvise(f.fileno(), 0, 0, os.POSIX_FADV_DONTNEED)
+    ffh = client.lookup(os.path.basename(path) + "/cold")
+    got = bytearray()
+    while True:
+        chunk, eof = client.read(ffh, ANON, len(got), 300_000)
+        got += chunk
+        if eof:
+            break
+    assert bytes(got) == data

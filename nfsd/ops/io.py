@@ -489,11 +489,21 @@ def op_read(ctx, a):
         data, eof = call(stg.read, a.offset, count)
         return x.READ4res(x.NFS4_OK, x.READ4resok(eof, data))
     try:
-        data, eof = fh.backend.read(fh.handle, a.offset, count)
+        return _read_published(fh, st, a.offset, count, True)
+    except bi.WouldBlock:
+        # Not in the page cache: wait for the disk in a worker thread, not here.
+        return ctx.server.in_thread(_read_published, fh, st, a.offset, count, False)
+
+
+def _read_published(fh, st, offset, count, nowait):
+    try:
+        data, eof = fh.backend.read(fh.handle, offset, count, nowait)
+    except bi.WouldBlock:
+        raise
     except bi.Stale:
         if st is None or st.pin is None:
             raise NFS4Error(x.NFS4ERR_STALE) from None
-        data, eof = call(st.pin.read, a.offset, count)  # removed while open
+        data, eof = call(st.pin.read, offset, count)  # removed while open
     except bi.BackendError as e:
         raise NFS4Error(status_of(e)) from None
     return x.READ4res(x.NFS4_OK, x.READ4resok(eof, data))
