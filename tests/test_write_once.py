@@ -126,7 +126,7 @@ def test_rule2_file_under_construction_is_invisible_to_others(export, a, b):
     assert data == b"12345"
 
 
-@pytest.mark.parametrize("how", [x.GUARDED4, x.EXCLUSIVE4_1])
+@pytest.mark.parametrize("how", [x.GUARDED4, x.EXCLUSIVE4, x.EXCLUSIVE4_1])
 def test_rule2_exclusive_creates_reserve_the_name_across_clients(export, a, b, how):
     fh, sid, _ = a.open(a.root(), b"lock", create=True, how=how, verifier=b"verifA__")
     e = status(b.open, b.root(), b"lock", create=True, how=how, verifier=b"verifB__")
