@@ -62,111 +62,15 @@ class AttrSource:
         return self._fs
 
 
-def _time(ns: int):
-    s, n = divmod(ns, 1_000_000_000)
-    return x.nfstime4(s, n)
-
-
 def _supported(s):
     return SUPPORTED_WORDS[min(s.minor, 2)]
 
 
-# attribute number -> getter(AttrSource) -> value for that attribute's XDR type
-GETTERS = {
-    x.FATTR4_SUPPORTED_ATTRS: _supported,
-    x.FATTR4_TYPE: lambda s: int(s.a.kind),
-    x.FATTR4_FH_EXPIRE_TYPE: lambda s: x.FH4_PERSISTENT,
-    x.FATTR4_CHANGE: lambda s: s.a.change,
-    x.FATTR4_SIZE: lambda s: s.a.size,
-    x.FATTR4_LINK_SUPPORT: lambda s: True,
-    x.FATTR4_SYMLINK_SUPPORT: lambda s: True,
-    x.FATTR4_NAMED_ATTR: lambda s: False,
-    x.FATTR4_FSID: lambda s: x.fsid4(*s.fsid),
-    x.FATTR4_UNIQUE_HANDLES: lambda s: True,
-    x.FATTR4_LEASE_TIME: lambda s: s.lease,
-    x.FATTR4_RDATTR_ERROR: lambda s: x.NFS4_OK,
-    x.FATTR4_CANSETTIME: lambda s: True,
-    x.FATTR4_CASE_INSENSITIVE: lambda s: False,
-    x.FATTR4_CASE_PRESERVING: lambda s: True,
-    x.FATTR4_CHOWN_RESTRICTED: lambda s: True,
-    x.FATTR4_FILEHANDLE: lambda s: s.fh,
-    x.FATTR4_FILEID: lambda s: s.a.fileid,
-    x.FATTR4_FILES_AVAIL: lambda s: s.fs.files_avail,
-    x.FATTR4_FILES_FREE: lambda s: s.fs.files_free,
-    x.FATTR4_FILES_TOTAL: lambda s: s.fs.files_total,
-    x.FATTR4_HOMOGENEOUS: lambda s: True,
-    x.FATTR4_MAXFILESIZE: lambda s: MAX_FILESIZE,
-    x.FATTR4_MAXLINK: lambda s: MAXLINK,
-    x.FATTR4_MAXNAME: lambda s: 255,
-    x.FATTR4_MAXREAD: lambda s: MAX_RW,
-    x.FATTR4_MAXWRITE: lambda s: MAX_RW,
-    x.FATTR4_MODE: lambda s: s.a.mode & 0o7777,
-    x.FATTR4_NO_TRUNC: lambda s: True,
-    x.FATTR4_NUMLINKS: lambda s: s.a.nlink,
-    x.FATTR4_OWNER: lambda s: b"%d" % s.a.uid,
-    x.FATTR4_OWNER_GROUP: lambda s: b"%d" % s.a.gid,
-    x.FATTR4_RAWDEV: lambda s: x.specdata4(*s.a.rdev),
-    x.FATTR4_SPACE_AVAIL: lambda s: s.fs.space_avail,
-    x.FATTR4_SPACE_FREE: lambda s: s.fs.space_free,
-    x.FATTR4_SPACE_TOTAL: lambda s: s.fs.space_total,
-    x.FATTR4_SPACE_USED: lambda s: s.a.used,
-    x.FATTR4_TIME_ACCESS: lambda s: _time(s.a.atime_ns),
-    x.FATTR4_TIME_DELTA: lambda s: x.nfstime4(0, 1),
-    x.FATTR4_TIME_METADATA: lambda s: _time(s.a.ctime_ns),
-    x.FATTR4_TIME_MODIFY: lambda s: _time(s.a.mtime_ns),
-    x.FATTR4_MOUNTED_ON_FILEID: lambda s: s.mounted_on if s.mounted_on is not None else s.a.fileid,
-    x.FATTR4_SUPPATTR_EXCLCREAT: lambda s: EXCLCREAT_WORDS,
-    # RFC 8276 section 8.1: does this file system store user extended attributes?
-    x.FATTR4_XATTR_SUPPORT: lambda s: s.fs.xattrs,
-}
-
-# The attributes of each minor version (supported_attrs); `supported(minor)` picks one.
-SUPPORTED_40 = frozenset(GETTERS) - {x.FATTR4_SUPPATTR_EXCLCREAT, x.FATTR4_XATTR_SUPPORT} | WRITABLE
-SUPPORTED_41 = frozenset(GETTERS) - {x.FATTR4_XATTR_SUPPORT} | WRITABLE
-SUPPORTED_42 = SUPPORTED_41 | {x.FATTR4_XATTR_SUPPORT}
-_SUPPORTED = (SUPPORTED_40, SUPPORTED_41, SUPPORTED_42)
-
-
-def supported(minor: int) -> frozenset:
-    """The attributes this server supports at a minor version (4.2: also xattr_support)."""
-    return _SUPPORTED[min(minor, 2)]
-
-
-def to_words(attrs) -> list[int]:
-    """A set of attribute numbers as bitmap4 words (no trailing zero words)."""
-    words: list[int] = []
-    for n in attrs:
-        w, b = divmod(n, 32)
-        while len(words) <= w:
-            words.append(0)
-        words[w] |= 1 << b
-    while words and words[-1] == 0:
-        words.pop()
-    return words
-
-
-def from_words(words) -> list[int]:
-    """bitmap4 words as a sorted list of attribute numbers."""
-    out = []
-    for w, word in enumerate(words):
-        base = w * 32
-        while word:
-            low = word & -word
-            out.append(base + low.bit_length() - 1)
-            word ^= low
-    return out
-
-
-SUPPORTED_WORDS_40 = to_words(SUPPORTED_40)
-SUPPORTED_WORDS_41 = to_words(SUPPORTED_41)
-SUPPORTED_WORDS_42 = to_words(SUPPORTED_42)
-SUPPORTED_WORDS = (SUPPORTED_WORDS_40, SUPPORTED_WORDS_41, SUPPORTED_WORDS_42)
-EXCLCREAT_WORDS = to_words(WRITABLE)
-
-
-# How each attribute's value is written, for the compiled encoders: fixed-size ones as
-# struct codes and expressions over `a` (the Attrs) and `s` (the AttrSource), so that a run of
-# them becomes one struct.pack call; variable-size ones as an expression giving the XDR bytes.
+# Where each attribute's value comes from, said once. Fixed-size attributes: struct codes and
+# expressions over `a` (the object's Attrs) and `s` (the AttrSource); the compiled encoders
+# pack runs of them with one struct call, and GETTERS below are made from the same
+# expressions. Variable-size ones: an expression giving their XDR bytes (_VARIABLE) and a
+# getter giving their value (GETTERS).
 _FIXED = {
     x.FATTR4_TYPE: ("I", "a.kind"),
     x.FATTR4_FH_EXPIRE_TYPE: ("I", str(x.FH4_PERSISTENT)),
@@ -213,6 +117,76 @@ _VARIABLE = {
     x.FATTR4_OWNER: "_opaque(b'%d' % a.uid)",
     x.FATTR4_OWNER_GROUP: "_opaque(b'%d' % a.gid)",
 }
+
+
+# struct codes of the multi-field XDR types among them, and those types
+_SHAPES = {"QQ": x.fsid4, "II": x.specdata4, "qI": x.nfstime4}
+
+
+def _fixed_getter(fmt: str, exprs: list[str]):
+    """getter(AttrSource) -> the attribute's value for its XDR encoder, from its _FIXED row."""
+    value = ", ".join(exprs)
+    env = {"_shape": _SHAPES.get(fmt)}
+    if env["_shape"] is not None:
+        value = f"_shape({value})"
+    exec(compile(f"def get(s):\n    a = s.a\n    return {value}\n", "<attr getter>", "exec"),
+         env)  # noqa: S102 - generated from the table above
+    return env["get"]
+
+
+# attribute number -> getter(AttrSource) -> value for that attribute's XDR type
+GETTERS = {n: _fixed_getter(fmt, exprs) for n, (fmt, *exprs) in _FIXED.items()}
+GETTERS.update({
+    x.FATTR4_SUPPORTED_ATTRS: _supported,
+    x.FATTR4_FILEHANDLE: lambda s: s.fh,
+    x.FATTR4_OWNER: lambda s: b"%d" % s.a.uid,
+    x.FATTR4_OWNER_GROUP: lambda s: b"%d" % s.a.gid,
+    x.FATTR4_SUPPATTR_EXCLCREAT: lambda s: EXCLCREAT_WORDS,
+})
+
+
+# The attributes of each minor version (supported_attrs); `supported(minor)` picks one.
+SUPPORTED_40 = frozenset(GETTERS) - {x.FATTR4_SUPPATTR_EXCLCREAT, x.FATTR4_XATTR_SUPPORT} | WRITABLE
+SUPPORTED_41 = frozenset(GETTERS) - {x.FATTR4_XATTR_SUPPORT} | WRITABLE
+SUPPORTED_42 = SUPPORTED_41 | {x.FATTR4_XATTR_SUPPORT}
+_SUPPORTED = (SUPPORTED_40, SUPPORTED_41, SUPPORTED_42)
+
+
+def supported(minor: int) -> frozenset:
+    """The attributes this server supports at a minor version (4.2: also xattr_support)."""
+    return _SUPPORTED[min(minor, 2)]
+
+
+def to_words(attrs) -> list[int]:
+    """A set of attribute numbers as bitmap4 words (no trailing zero words)."""
+    words: list[int] = []
+    for n in attrs:
+        w, b = divmod(n, 32)
+        while len(words) <= w:
+            words.append(0)
+        words[w] |= 1 << b
+    while words and words[-1] == 0:
+        words.pop()
+    return words
+
+
+def from_words(words) -> list[int]:
+    """bitmap4 words as a sorted list of attribute numbers."""
+    out = []
+    for w, word in enumerate(words):
+        base = w * 32
+        while word:
+            low = word & -word
+            out.append(base + low.bit_length() - 1)
+            word ^= low
+    return out
+
+
+SUPPORTED_WORDS_40 = to_words(SUPPORTED_40)
+SUPPORTED_WORDS_41 = to_words(SUPPORTED_41)
+SUPPORTED_WORDS_42 = to_words(SUPPORTED_42)
+SUPPORTED_WORDS = (SUPPORTED_WORDS_40, SUPPORTED_WORDS_41, SUPPORTED_WORDS_42)
+EXCLCREAT_WORDS = to_words(WRITABLE)
 
 
 def _opaque(v: bytes) -> bytes:
