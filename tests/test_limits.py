@@ -1,5 +1,5 @@
-"""Limits with clear errors (connections, clients, opens per client, idle connections) and a
-full disk: NOSPC, nothing published damaged, other files go on."""
+"""Limits with clear errors (connections, clients, sessions and slots, opens per client, idle
+connections) and a full disk: NOSPC, nothing published damaged, other files go on."""
 
 from __future__ import annotations
 
@@ -30,6 +30,24 @@ def test_client_limit(tmp_path):
         assert "client limit (3) reached" in srv.text()
     finally:
         srv.stop()
+
+
+def test_session_and_slot_limits(server):
+    """16 sessions per client (the 17th CREATE_SESSION gets NOSPC; destroying one makes
+    room); a session asks for 1,000 slots and gets 64."""
+    c = NfsClient(*server.address)
+    try:
+        c.exchange_id()
+        first = c.create_session(slots=1000)
+        assert first.csr_fore_chan_attrs.ca_maxrequests == 64
+        ids = [first.csr_sessionid] + [c.create_session().csr_sessionid for _ in range(15)]
+        assert len(set(ids)) == 16
+        assert status(c.create_session) == x.NFS4ERR_NOSPC
+        r = c.compound([op("DESTROY_SESSION", ids[0])]).resarray[0].value
+        assert r.dsr_status == x.NFS4_OK
+        c.create_session()
+    finally:
+        c.close()
 
 
 def test_open_limit_per_client(tmp_path):
