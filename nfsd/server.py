@@ -13,6 +13,7 @@ import time
 from dataclasses import dataclass, field
 
 from twisted.internet import defer, task, threads
+from twisted.internet.error import CannotListenError
 
 from backend.local import LocalBackend
 from backend.records import RecordStore, write_status
@@ -195,7 +196,12 @@ def build(config: Config, reactor=None) -> Running:
     store.start_grace(owners)
     factory = RpcFactory({NFS_PROGRAM: server}, max_connections=config.max_connections,
                          idle_timeout=config.idle_timeout, reactor=reactor)
-    port = reactor.listenTCP(config.port, factory, interface=config.bind)
+    try:
+        port = reactor.listenTCP(config.port, factory, interface=config.bind)
+    except CannotListenError as e:
+        for ex in exports:
+            ex.backend.close()
+        raise OSError(f"cannot listen on {config.bind}:{config.port}: {e.socketError}") from None
     status_path = os.path.join(first.state_dir, "status.json")
     started = time.time()
 

@@ -71,6 +71,23 @@ def test_serve_refuses_a_bad_exports_file_with_the_line(tmp_path):
     assert r.returncode == 1 and ":1:" in r.stderr and "nosuchoption" in r.stderr
 
 
+def test_serve_on_a_port_in_use_says_so(tmp_path):
+    import socket
+
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        for extra in ([], ["--metrics", f"127.0.0.1:{port}"]):
+            main_port = str(port) if not extra else "0"
+            r = subprocess.run([sys.executable, "-m", "nfsd", "serve", str(tmp_path / "d"),
+                                "--bind", "127.0.0.1", "--port", main_port, *extra],
+                               capture_output=True, text=True, timeout=60)
+            assert r.returncode == 1, r.stderr
+            assert f"127.0.0.1:{port}" in r.stderr and "in use" in r.stderr, r.stderr
+            assert "Traceback" not in r.stderr
+
+
 def test_good_file_check_and_defaults(tmp_path):
     (tmp_path / "data").mkdir()
     f = write_exports(tmp_path / "exports",
