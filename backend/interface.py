@@ -420,5 +420,9 @@ class Backend:
         """Every unfinished staging object (after a restart: recovered from disk)."""
         raise NotImplementedError
 
+    def maintenance(self) -> None:
+        """Upkeep that may wait for the disk (the server calls it from a worker thread every
+        few seconds, never on the request path). Default: nothing."""
+
     def close(self) -> None:
         """Release resources (fds, database)."""

@@ -856,6 +856,11 @@ class LocalBackend(I.Backend):
         return node
 
     # ------------------------------------------------------------------ lifecycle
+    def maintenance(self) -> None:
+        """Checkpoint the handle database's WAL (see HandleDB.checkpoint)."""
+        if not self._closed:
+            self._db.checkpoint()
+
     def close(self) -> None:
         """Release fds, the database and the state-dir lock. Staging objects stay on disk."""
         with self._guard:

@@ -205,6 +205,15 @@ def build(config: Config, reactor=None) -> Running:
     status_path = os.path.join(first.state_dir, "status.json")
     started = time.time()
 
+    maintaining = []  # a backend upkeep pass is running in a worker thread
+
+    def maintain(backends):
+        for b in backends:
+            try:
+                b.maintenance()
+            except Exception as e:  # noqa: BLE001 - upkeep failing must not stop the server
+                log.warning("backend upkeep failed: %s", e)
+
     def tick():
         store.tick()
         try:
@@ -213,6 +222,10 @@ def build(config: Config, reactor=None) -> Running:
             write_status(status_path, snap)
         except OSError as e:  # an operator view must not take the server down
             log.warning("cannot write %s: %s", status_path, e)
+        if not maintaining:
+            maintaining.append(True)
+            d = server.in_thread(maintain, list(running.backends))
+            d.addBoth(lambda _: maintaining.clear())
 
     looping = task.LoopingCall(tick)
     looping.clock = reactor
