@@ -349,3 +349,24 @@ def test_reply_auth_error_rejects_unknown_stat():
 def test_xdr_error_for_non_reply():
     with pytest.raises(XdrError):
         m.parse_reply(m.build_call(1, 2, 3, 4))
+
+
+def test_tiny_fragments_cost_their_bytes_not_an_object_each():
+    """A record sent as 1-byte fragments (hostile but legal) must not hold an object per
+    fragment while it is assembled: memory stays near the record's size."""
+    import tracemalloc
+
+    size = 256 * 1024
+    stream = b"".join(struct.pack(">I", 1) + b"x" for _ in range(size - 1))
+    stream += struct.pack(">I", 0x80000001) + b"y"
+    reader = RecordReader(1 << 20)
+    tracemalloc.start()
+    try:
+        out = []
+        for i in range(0, len(stream), 65536):
+            out += reader.feed(stream[i:i + 65536])
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert len(out) == 1 and bytes(out[0]) == b"x" * (size - 1) + b"y"
+    assert peak < 4 * size, f"peak {peak} bytes for a {size}-byte record"

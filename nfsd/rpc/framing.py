@@ -41,6 +41,9 @@ class RecordTooLarge(FramingError):
     """A record (or a single fragment) is longer than the reader accepts."""
 
 
+SHARE_MIN = 16 * 1024  # smaller pieces of a record are copied rather than referenced
+
+
 class RecordReader:
     """Splits a record-marked byte stream into records. See the module docstring."""
 
@@ -124,11 +127,15 @@ class RecordReader:
                 left = -1
                 continue
             if take:
-                piece = mv[off:off + take] if shareable else bytes(mv[off:off + take])
-                if self._rec is None:
-                    self._rec = [piece]
-                else:
-                    self._rec.append(piece)
+                rec = self._rec
+                if rec is None:
+                    rec = self._rec = []
+                if shareable and take >= SHARE_MIN:
+                    rec.append(mv[off:off + take])  # by reference: a large piece of a recv
+                elif rec and type(rec[-1]) is bytearray:
+                    rec[-1] += mv[off:off + take]  # small pieces (many tiny fragments) are
+                else:  # copied together, so they cost their bytes, not an object each
+                    rec.append(bytearray(mv[off:off + take]))
                 self._held += take
             off += take
             left -= take
