@@ -1646,10 +1646,7 @@ class LocalBackend(I.Backend):
         with self._guard:
             try:
                 node = self._node(handle)
-                if self._new_staging(node.id) is not None:
-                    raise I.Invalid("cannot link a file that is not published yet")
-                if node.kind == DIR:
-                    raise I.IsDir()
+                self._published_file(node, False, "cannot link a file that is not published yet")
                 dnode, dfd = self._dir(dir)
                 if self._child_any(dfd, name) is not None or self._reserved(dnode.id, name):
                     raise I.Exists()
@@ -1861,14 +1858,18 @@ class LocalBackend(I.Backend):
             os.close(src)
 
     # ------------------------------------------------------------------ content
-    def _open_published(self, node: Node) -> _Version:
-        """Open the published version of a regular file (lock held)."""
+    def _published_file(self, node: Node, regular: bool = True, what: str = "not published yet"):
+        """Refuse what only a published non-directory (regular: a regular file) may do."""
         if self._new_staging(node.id) is not None:
-            raise I.Invalid("not published yet")
+            raise I.Invalid(what)
         if node.kind == DIR:
             raise I.IsDir()
-        if node.kind != REG:
+        if regular and node.kind != REG:
             raise I.WrongType()
+
+    def _open_published(self, node: Node) -> _Version:
+        """Open the published version of a regular file (lock held)."""
+        self._published_file(node)
         pfd, name, _ = self._find_file(node)
         fd = os.open(name, _O_READ, dir_fd=pfd)
         st = fstatx(fd)
@@ -2057,12 +2058,7 @@ class LocalBackend(I.Backend):
         with self._guard:
             try:
                 node = self._node(handle)
-                if self._new_staging(node.id) is not None:
-                    raise I.Invalid("not published yet")
-                if node.kind == DIR:
-                    raise I.IsDir()
-                if node.kind != REG:
-                    raise I.WrongType()
+                self._published_file(node)
                 pfd, name, pst = self._find_file(node)
                 base_fd = None
                 if not truncate and pst[SIZE] > 0:

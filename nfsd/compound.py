@@ -162,8 +162,7 @@ def _status_getter(opnum):
     decl = _resolve(getattr(x.OP_RES[opnum], "_xdr", x.OP_RES[opnum]))
     if isinstance(decl, dsl.Union):
         return operator.attrgetter("tag")
-    first = operator.attrgetter(decl.fields[0][0])
-    return lambda r: r.tag if type(r) is Encoded else first(r)
+    return operator.attrgetter(decl.fields[0][0])  # (Encoded results are unions: READDIR)
 
 
 def _error_result_factory(opnum):

@@ -102,3 +102,49 @@ def client(server):
     c = NfsClient(*server.address).mount()
     yield c
     c.close()
+
+
+_dirs = __import__("itertools").count()
+
+
+def make_tdir(server, c, request):
+    """A fresh directory (mode 777) for one test in `server`'s export: (path, handle by `c`)."""
+    import os
+
+    name = f"{request.node.originalname}-{next(_dirs)}"
+    path = os.path.join(server.directory, name)
+    os.mkdir(path)
+    os.chmod(path, 0o777)
+    return path, c.lookup(name)
+
+
+@pytest.fixture
+def tdir(server, client, request):
+    return make_tdir(server, client, request)
+
+
+@pytest.fixture
+def export(tmp_path):
+    """An empty export directory for a server of the test's own (see `leased_server`)."""
+    d = tmp_path / "export"
+    d.mkdir()
+    return d
+
+
+@pytest.fixture
+def leased_server(export):
+    """`leased_server(seconds)`: `nfsd serve export --lease-time seconds`, stopped at the end;
+    like `server`, its log must be free of tracebacks."""
+    from server_proc import ServerProcess
+
+    started = []
+
+    def start(lease):
+        srv = ServerProcess(export, "--lease-time", str(lease)).start()
+        started.append(srv)
+        return srv
+
+    yield start
+    for srv in started:
+        srv.stop()
+        assert "Traceback" not in srv.text(), srv.text()

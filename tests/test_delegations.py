@@ -12,7 +12,6 @@ import pytest
 from nfsd.client import NfsClient, answer_callback, op
 from nfsd.rpc.framing import RecordReader, frame
 from nfsd.xdr import nfs4 as x
-from server_proc import ServerProcess
 from test_write_once import status, wait_for
 
 RD = x.OPEN4_SHARE_ACCESS_READ
@@ -21,17 +20,8 @@ WANT_READ = x.OPEN4_SHARE_ACCESS_WANT_READ_DELEG
 
 
 @pytest.fixture
-def export(tmp_path):
-    d = tmp_path / "export"
-    d.mkdir()
-    return d
-
-
-@pytest.fixture
-def server(export):
-    srv = ServerProcess(export, "--lease-time", "3").start()
-    yield srv
-    srv.stop()
+def server(leased_server):
+    return leased_server(3)
 
 
 def mount(server, **kw):

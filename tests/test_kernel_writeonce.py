@@ -44,13 +44,6 @@ def qemu_of(p) -> int:
     return wait_for(find, what="qemu process")
 
 
-@pytest.fixture
-def export(tmp_path):
-    d = tmp_path / "export"
-    d.mkdir()
-    return d
-
-
 def test_forked_child_exit_does_not_publish(vm, export):
     srv = ServerProcess(export).start()
     try:

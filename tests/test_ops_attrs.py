@@ -3,7 +3,6 @@ SETATTR, VERIFY, NVERIFY, ACCESS (RFC 8881 sections 5, 18.1, 18.7, 18.15, 18.30,
 
 from __future__ import annotations
 
-import itertools
 import os
 import stat
 
@@ -22,16 +21,6 @@ def user(server):
     c.close()
 
 
-_dirs = itertools.count()
-
-
-@pytest.fixture
-def tdir(server, client, request):
-    name = f"{request.node.originalname}-{next(_dirs)}"
-    path = os.path.join(server.directory, name)
-    os.mkdir(path)
-    os.chmod(path, 0o777)
-    return path, client.lookup(name)
 
 
 def status(c, ops):

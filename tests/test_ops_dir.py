@@ -3,7 +3,6 @@ CREATE, REMOVE, RENAME, LINK, READLINK (RFC 8881 sections 18.4, 18.9, 18.23-18.2
 
 from __future__ import annotations
 
-import itertools
 import os
 import stat
 
@@ -15,15 +14,6 @@ from nfsd.xdr import decode, encode, nfs4 as x
 NOATTRS = x.fattr4([], b"")
 
 
-_dirs = itertools.count()
-
-
-@pytest.fixture
-def tdir(server, client, request):
-    name = f"{request.node.originalname}-{next(_dirs)}"
-    path = os.path.join(server.directory, name)
-    os.mkdir(path)
-    return path, client.lookup(name)
 
 
 def status(c, ops):

@@ -4,7 +4,6 @@ hidden state directory (RFC 8881 sections 18.13-18.22, 18.27, 18.28)."""
 
 from __future__ import annotations
 
-import itertools
 import os
 import struct
 
@@ -14,16 +13,6 @@ from nfsd.client import NfsClient, compound_bytes, op
 from nfsd.xdr import decode, nfs4 as x
 
 
-_dirs = itertools.count()
-
-
-@pytest.fixture
-def tdir(server, client, request):
-    """A fresh directory for one test: (local path, filehandle)."""
-    name = f"{request.node.originalname}-{next(_dirs)}"
-    path = os.path.join(server.directory, name)
-    os.mkdir(path)
-    return path, client.lookup(name)
 
 
 def status(client, ops):

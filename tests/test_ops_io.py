@@ -4,7 +4,6 @@ errors, open modes and permissions (RFC 8881 sections 8.2, 18.2, 18.3, 18.16, 18
 
 from __future__ import annotations
 
-import itertools
 import os
 
 import pytest
@@ -15,16 +14,6 @@ from nfsd.xdr import nfs4 as x
 READ, WRITE, BOTH = x.OPEN4_SHARE_ACCESS_READ, x.OPEN4_SHARE_ACCESS_WRITE, x.OPEN4_SHARE_ACCESS_BOTH
 
 
-_dirs = itertools.count()
-
-
-@pytest.fixture
-def tdir(server, client, request):
-    name = f"{request.node.originalname}-{next(_dirs)}"
-    path = os.path.join(server.directory, name)
-    os.mkdir(path)
-    os.chmod(path, 0o777)
-    return path, client.lookup(name)
 
 
 def status(c, ops):

@@ -3,11 +3,11 @@ client that creates it until its CLOSE publishes it (docs/semantics.md rules 1-3
 
 from __future__ import annotations
 
-import itertools
 import os
 
 import pytest
 
+from conftest import make_tdir
 from nfsd.client import ANON, NfsClient, encode_attrs, op
 from nfsd.xdr import nfs4 as x
 
@@ -26,15 +26,9 @@ def bob(server):
     c.close()
 
 
-_dirs = itertools.count()
-
-
 @pytest.fixture
 def tdir(server, alice, request):
-    name = f"{request.node.originalname}-{next(_dirs)}"
-    path = os.path.join(server.directory, name)
-    os.mkdir(path)
-    return path, alice.lookup(name)
+    return make_tdir(server, alice, request)
 
 
 def listing(c, fh):

@@ -15,17 +15,8 @@ RW = x.OPEN4_SHARE_ACCESS_BOTH
 
 
 @pytest.fixture
-def export(tmp_path):
-    d = tmp_path / "export"
-    d.mkdir()
-    return d
-
-
-@pytest.fixture
-def server(export):
-    srv = ServerProcess(export, "--lease-time", "4").start()
-    yield srv
-    srv.stop()
+def server(leased_server):
+    return leased_server(4)
 
 
 def mount40(server, **kw):

@@ -6,11 +6,11 @@ docs/semantics.md (content changes only through an open's staging version; xattr
 from __future__ import annotations
 
 import errno
-import itertools
 import os
 
 import pytest
 
+from conftest import make_tdir
 from nfsd import attrs as A
 from nfsd.client import ANON, NfsClient, op
 from nfsd.xdr import nfs4 as x
@@ -49,17 +49,9 @@ def user(server):
     c.close()
 
 
-_dirs = itertools.count()
-
-
 @pytest.fixture
 def tdir(server, a, request):
-    """A fresh directory (mode 777): (path on disk, handle)."""
-    name = f"{request.node.originalname}-{next(_dirs)}"
-    path = os.path.join(server.directory, name)
-    os.mkdir(path)
-    os.chmod(path, 0o777)
-    return path, a.lookup(name)
+    return make_tdir(server, a, request)
 
 
 @pytest.fixture(scope="module")
