@@ -167,6 +167,7 @@ CREATE TABLE IF NOT EXISTS objects(
 CREATE INDEX IF NOT EXISTS objects_inode ON objects(ino, gen);
 """
 _COLS = "id, nonce, ino, gen, kind, parent, name, verifier"
+FLUSH_DELETES_AT = 256  # deleted rows kept back for one transaction (see HandleDB.delete)
 AUTO_CHECKPOINT_PAGES = 16384  # 64 MiB of WAL: only if `checkpoint()` is not being called
 
 
@@ -187,6 +188,7 @@ class HandleDB:
         self._closed = False
         self._c.executescript(_SCHEMA)
         self._hold = False
+        self._doomed: set[int] = set()  # ids deleted but not yet flushed (see delete())
         row = self._c.execute("SELECT value FROM meta WHERE key='instance'").fetchone()
         if row is None:
             self.instance = secrets.token_bytes(8)
@@ -195,6 +197,10 @@ class HandleDB:
             self.instance = bytes(row[0])
 
     def close(self) -> None:
+        try:
+            self.flush_deletes()
+        except OSError:
+            pass  # the rows left name inodes that are gone (see flush_deletes)
         with self._ck_lock:
             self._closed = True
             if self._ck is not None:
@@ -238,13 +244,16 @@ class HandleDB:
             raise _os_error(e) from None
 
     def get(self, oid: int):
+        if oid in self._doomed:
+            return None
         return self._c.execute(f"SELECT {_COLS} FROM objects WHERE id=?", (oid,)).fetchone()
 
     def find(self, ino: int, gen: int):
-        return self._c.execute(
-            f"SELECT {_COLS} FROM objects WHERE ino=? AND gen=? ORDER BY id DESC LIMIT 1",
-            (ino, gen)
-        ).fetchone()
+        for row in self._c.execute(
+                f"SELECT {_COLS} FROM objects WHERE ino=? AND gen=? ORDER BY id DESC", (ino, gen)):
+            if row[0] not in self._doomed:
+                return row
+        return None
 
     def find_many(self, keys) -> dict:
         """{(ino, gen): row} for the keys that have a row (newest id wins)."""
@@ -257,7 +266,7 @@ class HandleDB:
             for row in self._c.execute(
                     f"SELECT {_COLS} FROM objects WHERE ino IN ({marks}) ORDER BY id",
                     [k[0] for k in part]):
-                if (row[2], row[3]) in wanted:
+                if (row[2], row[3]) in wanted and row[0] not in self._doomed:
                     out[(row[2], row[3])] = row
         return out
 
@@ -279,4 +288,27 @@ class HandleDB:
         self._write("UPDATE objects SET ino=?, gen=? WHERE id=?", (ino, gen, oid))
 
     def delete(self, oid: int) -> None:
-        self._write("DELETE FROM objects WHERE id=?", (oid,))
+        """Drop an object. The row goes at the next `flush_deletes()` (many in one
+        transaction); until then every look-up acts as if it were gone already."""
+        self._doomed.add(oid)
+        if len(self._doomed) >= FLUSH_DELETES_AT:
+            self.flush_deletes()
+
+    def flush_deletes(self) -> None:
+        """Delete the rows `delete()` doomed (one transaction). A crash before it leaves rows
+        that name inodes which are gone: their handles resolve to Stale all the same."""
+        if not self._doomed or self._closed:
+            return
+        ids = [(i,) for i in self._doomed]
+        try:
+            own = not self._c.in_transaction
+            if own:
+                self._c.execute("BEGIN IMMEDIATE")
+            self._c.executemany("DELETE FROM objects WHERE id=?", ids)
+            if own:
+                self._c.execute("COMMIT")
+        except sqlite3.Error as e:
+            if own and self._c.in_transaction:
+                self._c.execute("ROLLBACK")
+            raise _os_error(e) from None
+        self._doomed.clear()

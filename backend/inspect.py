@@ -12,6 +12,8 @@ import os
 import sqlite3
 import time
 
+from .local import read_record_xattr
+
 ROOT_ID = 1
 
 
@@ -67,16 +69,22 @@ def read_state(state_dir: str, now_ns: int | None = None) -> dict:
     files, problems = [], []
     present = set(entries)
     for ent in entries:
-        if not ent.endswith(".rec"):
-            if ent.endswith(".data") and ent[:-5] + ".rec" not in present:
-                problems.append({"path": os.path.join(staging, ent),
-                                 "reason": "data without a record"})
-            continue
         path = os.path.join(staging, ent)
         try:
-            with open(path, "rb") as f:
-                rec = json.loads(f.read())
+            if ent.endswith(".rec"):
+                with open(path, "rb") as f:
+                    raw = f.read()
+            elif ent.endswith(".data") and ent[:-5] + ".rec" not in present:
+                raw = read_record_xattr(None, path)  # a new file's record on its data file
+                if raw is None:
+                    problems.append({"path": path, "reason": "data without a record"})
+                    continue
+            else:
+                continue
+            rec = json.loads(raw)
             sid = rec["id"]
+        except FileNotFoundError:
+            continue  # published or discarded since the listing
         except (OSError, ValueError, KeyError, TypeError) as e:
             problems.append({"path": path, "reason": f"unreadable record: {e}"})
             continue

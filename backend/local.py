@@ -201,6 +201,12 @@ FALLOC_FL_KEEP_SIZE, FALLOC_FL_PUNCH_HOLE = 1, 2
 _NO_FALLOCATE = {errno.EOPNOTSUPP, errno.ENOSYS}
 _NO_XATTRS = {errno.EOPNOTSUPP, errno.ENOTSUP}
 _USER = b"user."
+# Where a new file's staging record lives when the file system stores user xattrs: on its own
+# data file, so one fsync makes data and record durable. Hidden from and refused to clients.
+REC_XATTR = b"user.nfsd.staging-record"
+# setxattr refusals after which the record goes to a file instead (no room, too big, no xattrs).
+_XATTR_FULL = {errno.ENOSPC, errno.E2BIG, errno.ERANGE, errno.EDQUOT, errno.EOPNOTSUPP,
+               errno.ENOTSUP}
 _fallocate_fn = None
 
 
@@ -245,14 +251,18 @@ def _seek_fd(fd: int, offset: int, size: int, what) -> tuple[int, bool]:
     return (size, True) if r is None else (r, False)
 
 
-def _xattr_key(name) -> bytes:
-    """A client's extended attribute name (without "user.") as the file system's name."""
+def _xattr_key(name, reading: bool = False) -> bytes:
+    """A client's extended attribute name (without "user.") as the file system's name. The
+    server's own (REC_XATTR) does not exist for reading and cannot be changed."""
     name = bytes(name)
     if not name or b"\0" in name:
         raise I.Invalid("bad extended attribute name")
     if len(name) > I.XATTR_NAME_MAX:
         raise I.NameTooLong(f"{len(name)} bytes")
-    return _USER + name
+    key = _USER + name
+    if key == REC_XATTR:
+        raise I.NoXattr() if reading else I.Permission("reserved extended attribute name")
+    return key
 
 
 def _xattr_error(e: OSError) -> I.BackendError:
@@ -263,6 +273,19 @@ def _xattr_error(e: OSError) -> I.BackendError:
     if e.errno in (errno.E2BIG, errno.ERANGE):
         return I.XattrTooBig(os.strerror(e.errno))
     return from_oserror(e)
+
+
+def read_record_xattr(dir_fd: int, name: str) -> bytes | None:
+    """The staging record kept in data file `name`'s REC_XATTR, or None."""
+    fd = os.open(name, os.O_RDONLY | os.O_CLOEXEC | os.O_NOFOLLOW | os.O_NONBLOCK, dir_fd=dir_fd)
+    try:
+        return os.getxattr(fd, REC_XATTR)
+    except OSError as e:
+        if e.errno == errno.ENODATA or e.errno in _NO_XATTRS:
+            return None
+        raise
+    finally:
+        os.close(fd)
 
 
 def _pread_full(fd: int, count: int, offset: int) -> bytes:
@@ -310,6 +333,8 @@ class LocalStaging(I.Staging):
         self._ends: list[int] = []
         self._unsynced = False
         self._rec_dirty = True
+        self._xrec = False  # the record is the data file's REC_XATTR, not a .rec file
+        self._entry_durable = False  # the data file's staging directory entry was fsync'ed
         self._publishing = None
         self._created_ns = created_ns
         self._rlock = threading.Lock()
@@ -483,19 +508,26 @@ class LocalStaging(I.Staging):
 
     def set_record(self, record: dict) -> None:
         self._check()
-        self.record = record
-        self._rec_dirty = True
+        if record != self.record:
+            self.record = record
+            self._rec_dirty = True
 
     def sync(self) -> None:
         """fdatasync the data if written since; rewrite the record durably if it changed
         (also when the protocol layer changed `record` in place)."""
         self._check()
         try:
-            if self._unsynced:
+            if self._rec_dirty or self._record_json() != self._written_record:
+                if self._xrec:  # one fsync of the data file covers data and record
+                    self._write_record(durable=True)
+                    return
+                if self._unsynced:
+                    os.fdatasync(self.fd)
+                    self._unsynced = False
+                self._write_record(durable=True)
+            elif self._unsynced:
                 os.fdatasync(self.fd)
                 self._unsynced = False
-            if self._rec_dirty or self._record_json() != self._written_record:
-                self._write_record(durable=True)
         except OSError as e:
             raise from_oserror(e) from None
 
@@ -638,9 +670,15 @@ class LocalStaging(I.Staging):
         }
 
     def _write_record(self, durable: bool, first: bool = False) -> None:
-        """Atomically replace the record file; durable: fsync file and staging dir too.
-        first: there is no record yet, write it in place (one small write(2): a killed
-        process leaves all of it or none of it)."""
+        """Replace the record atomically; durable: also make it (and, in xattr mode, the data)
+        reach the disk.
+
+        xattr mode (`_xrec`): one setxattr(2) on the data file; durable: fsync of the data file
+        (data, size and attribute together) and, the first time, of the staging directory.
+        File mode: first: there is no record yet, write it in place (one small write(2): a
+        killed process leaves all of it or none of it); otherwise tmp + rename; durable: fsync
+        the file and the staging directory. A setxattr refused for room (the client's own
+        attributes share the space) moves the record to a file for good."""
         with self._rlock:
             if self._finished:
                 return
@@ -649,24 +687,55 @@ class LocalStaging(I.Staging):
                 data = json.dumps(self._to_json(), separators=(",", ":")).encode()
             except (TypeError, ValueError) as e:
                 raise I.Invalid(f"record is not JSON: {e}") from None
-            tmp = self.record_name if first else self.record_name + ".tmp"
-            flags = os.O_EXCL if first else os.O_TRUNC
-            fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | flags | os.O_CLOEXEC, 0o600,
-                         dir_fd=self._sfd)
-            try:
-                view = memoryview(data)
-                while view:
-                    view = view[os.write(fd, view):]
-                if durable:
-                    os.fsync(fd)
-            finally:
-                os.close(fd)
-            if not first:
-                os.rename(tmp, self.record_name, src_dir_fd=self._sfd, dst_dir_fd=self._sfd)
-            if durable:
-                os.fsync(self._sfd)
+            if self._xrec:
+                try:
+                    os.setxattr(self.fd, REC_XATTR, data)
+                except OSError as e:
+                    if e.errno not in _XATTR_FULL:
+                        raise
+                    self._to_file_record(data, durable)
+                else:
+                    if durable:
+                        os.fsync(self.fd)
+                        self._unsynced = False
+                        if not self._entry_durable:
+                            os.fsync(self._sfd)
+                            self._entry_durable = True
+            else:
+                self._write_file_record(data, durable, first)
             self._rec_dirty = not durable
             self._written_record = written
+
+    def _to_file_record(self, data: bytes, durable: bool) -> None:
+        """Leave xattr mode: the record becomes a file (which wins over a stale attribute at
+        recovery, so the attribute is removed only after)."""
+        self._xrec = False
+        if durable and self._unsynced:
+            os.fdatasync(self.fd)
+            self._unsynced = False
+        self._write_file_record(data, durable, first=True)
+        try:
+            os.removexattr(self.fd, REC_XATTR)
+        except OSError:
+            pass
+
+    def _write_file_record(self, data: bytes, durable: bool, first: bool) -> None:
+        tmp = self.record_name if first else self.record_name + ".tmp"
+        flags = os.O_EXCL if first else os.O_TRUNC
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | flags | os.O_CLOEXEC, 0o600,
+                     dir_fd=self._sfd)
+        try:
+            view = memoryview(data)
+            while view:
+                view = view[os.write(fd, view):]
+            if durable:
+                os.fsync(fd)
+        finally:
+            os.close(fd)
+        if not first:
+            os.rename(tmp, self.record_name, src_dir_fd=self._sfd, dst_dir_fd=self._sfd)
+        if durable:
+            os.fsync(self._sfd)
 
     def _close(self) -> None:
         with self._rlock:
@@ -675,9 +744,11 @@ class LocalStaging(I.Staging):
             _close_quiet(self._base_fd)
             self._base_fd = None
 
-    def _remove_files(self) -> None:
-        _unlink_quiet(self.data_name, self._sfd)
-        _unlink_quiet(self.record_name, self._sfd)
+    def _remove_files(self, published: bool = False) -> None:
+        if not published:  # a published data file has moved away
+            _unlink_quiet(self.data_name, self._sfd)
+        if not self._xrec:
+            _unlink_quiet(self.record_name, self._sfd)
 
 
 # --------------------------------------------------------------------------- pinned versions
@@ -761,12 +832,14 @@ class LocalBackend(I.Backend):
 
     Keyword options: `durable` (fsync in publish, default True), cache sizes `node_cache`
     (objects), `dir_fds` (O_PATH directory fds), `read_fds` (open published versions for
-    `read`), `listings` (sorted directory listings). Extra methods: `problems()`, `close()`.
+    `read`), `listings` (sorted directory listings), `record_xattrs` (keep new files' staging
+    records in an attribute of the data file: default where the file system stores user
+    xattrs; False: always a .rec file). Extra methods: `problems()`, `close()`.
     """
 
     def __init__(self, export_dir, state_dir=None, *, durable: bool = True,
                  node_cache: int = 8192, dir_fds: int = 512, read_fds: int = 64,
-                 listings: int = 16):
+                 listings: int = 16, record_xattrs: bool | None = None):
         self._guard = _Guard()
         self._durable = durable
         self._node_cap = max(16, node_cache)
@@ -778,6 +851,7 @@ class LocalBackend(I.Backend):
         self._listing_cap = max(1, listings)
         self._root_user = os.geteuid() == 0
         self._xattrs: bool | None = None  # user xattrs stored? (probed on first use)
+        self._rec_xattrs = record_xattrs  # None: where the file system stores user xattrs
         self._problems: list[tuple[str, str]] = []
         self._closed = False
 
@@ -857,8 +931,12 @@ class LocalBackend(I.Backend):
 
     # ------------------------------------------------------------------ lifecycle
     def maintenance(self) -> None:
-        """Checkpoint the handle database's WAL (see HandleDB.checkpoint)."""
+        """Delete the rows of removed objects, checkpoint the handle database's WAL (see
+        HandleDB.flush_deletes and .checkpoint)."""
         if not self._closed:
+            with self._guard:
+                if not self._closed:
+                    self._db.flush_deletes()
             self._db.checkpoint()
 
     def close(self) -> None:
@@ -1740,6 +1818,12 @@ class LocalBackend(I.Backend):
                          min(v.f_namemax, I.NAME_MAX), self._user_xattrs())
 
     # ------------------------------------------------------------------ extended attributes
+    def _record_xattrs(self) -> bool:
+        """Keep new files' staging records in an attribute of their data file?"""
+        if self._rec_xattrs is None:
+            self._rec_xattrs = self._user_xattrs()
+        return self._rec_xattrs
+
     def _user_xattrs(self) -> bool:
         """Does the file system store user.* attributes? (Probed once, on the state dir.)"""
         ok = self._xattrs
@@ -1779,7 +1863,7 @@ class LocalBackend(I.Backend):
         return f"/proc/self/fd/{fd}", fd
 
     def getxattr(self, handle, name, viewer=None) -> bytes:
-        key = _xattr_key(name)
+        key = _xattr_key(name, reading=True)
         with self._guard:
             try:
                 target, own = self._xattr_target(handle, viewer)
@@ -1800,7 +1884,8 @@ class LocalBackend(I.Backend):
                     _close_quiet(own)
             except OSError as e:
                 raise _xattr_error(e) from None
-        return sorted(n[len(_USER):] for n in names if n.startswith(_USER) and len(n) > len(_USER))
+        return sorted(n[len(_USER):] for n in names
+                      if n.startswith(_USER) and len(n) > len(_USER) and n != REC_XATTR)
 
     def setxattr(self, handle, name, value, how=I.XattrHow.EITHER, viewer=None) -> tuple[int, int]:
         key = _xattr_key(name)
@@ -1837,7 +1922,8 @@ class LocalBackend(I.Backend):
                 raise I.Stale("replaced while publishing")
             path = f"/proc/self/fd/{src}"
             try:
-                names = [n for n in os.listxattr(path) if n.startswith("user.")]
+                names = [n for n in os.listxattr(path)
+                         if n.startswith("user.") and os.fsencode(n) != REC_XATTR]
             except OSError as e:
                 if e.errno in _NO_XATTRS:
                     return
@@ -2031,6 +2117,7 @@ class LocalBackend(I.Backend):
                     s.exclusive = bool(exclusive)
                     s.verifier = None if verifier is None else bytes(verifier)
                     s.dirty = True
+                    s._xrec = self._record_xattrs()
                     s._write_record(durable=False, first=True)
                     self._register(s)
                 except BaseException:
@@ -2144,13 +2231,20 @@ class LocalBackend(I.Backend):
                     if is_dir(old):
                         raise I.IsDir()
                 os.rename(s.data_name, name, src_dir_fd=self._staging_fd, dst_dir_fd=dfd)
+                if s._xrec:
+                    # After the rename: a crash between the two leaves a published file with
+                    # a stale (hidden) record, never a staged file without one.
+                    try:
+                        os.removexattr(s.fd, REC_XATTR)
+                    except OSError:
+                        pass
                 self._dir_changed(dnode.id)
                 if old is not None:
                     self._unlinked(old, dnode.id, name)
                 node = self._nodes.get(s.oid)
                 if node is not None:
                     node.parent, node.name = dnode.id, name
-                self._finish(s)
+                self._finish(s, published=True)
                 sync_fd = os.open(".", _O_LISTDIR, dir_fd=dfd) if self._durable else None
             except OSError as e:
                 raise from_oserror(e, RENAME_ERRORS) from None
@@ -2195,7 +2289,7 @@ class LocalBackend(I.Backend):
                 self._db.set_inode(node.id, node.ino, node.gen)
                 self._drop_reader(node.id)
                 self._dir_changed(node.parent)
-                self._finish(s)
+                self._finish(s, published=True)
                 sync_fd = os.open(".", _O_LISTDIR, dir_fd=pfd) if self._durable else None
             except OSError as e:
                 raise from_oserror(e, RENAME_ERRORS) from None
@@ -2223,11 +2317,11 @@ class LocalBackend(I.Backend):
         finally:
             os.close(fd)
 
-    def _finish(self, s: LocalStaging) -> None:
+    def _finish(self, s: LocalStaging, published: bool = False) -> None:
         """Published (or nothing to publish): forget the staging object and its files."""
         self._unregister(s)
         s._close()
-        s._remove_files()
+        s._remove_files(published)
 
     def discard(self, staging: LocalStaging) -> None:
         with self._guard:
@@ -2258,24 +2352,38 @@ class LocalBackend(I.Backend):
                 recs.add(n[:-4])
             elif n.endswith(".data"):
                 datas.add(n[:-5])
-        for sid in datas - recs:
-            _unlink_quiet(f"{sid}.data", sfd)  # created, but crashed before its record
+        bad = (ValueError, KeyError, TypeError, AttributeError, OSError, I.BackendError)
+        for sid in sorted(datas - recs):
+            path = os.path.join(self.state_dir, "staging", f"{sid}.data")
+            try:
+                raw = read_record_xattr(sfd, f"{sid}.data")
+                if raw is None:
+                    _unlink_quiet(f"{sid}.data", sfd)  # created, but crashed before its record
+                else:
+                    self._recover_one(sid, raw)
+            except bad as e:
+                self._problems.append((path, f"{type(e).__name__}: {e}"))
         for sid in sorted(recs):
             path = os.path.join(self.state_dir, "staging", f"{sid}.rec")
             try:
                 self._recover_one(sid)
-            except (ValueError, KeyError, TypeError, AttributeError, OSError, I.BackendError) as e:
+            except bad as e:
                 self._problems.append((path, f"{type(e).__name__}: {e}"))
 
-    def _recover_one(self, sid: str) -> None:
+    def _recover_one(self, sid: str, xattr_record: bytes | None = None) -> None:
+        """Resume the staging object `sid` from its .rec file, or from `xattr_record` (the
+        data file's REC_XATTR) when there is no .rec file."""
         sfd = self._staging_fd
-        fd = os.open(f"{sid}.rec", os.O_RDONLY | os.O_CLOEXEC | os.O_NOFOLLOW, dir_fd=sfd)
-        try:
-            raw = b""
-            while chunk := os.read(fd, 1 << 20):
-                raw += chunk
-        finally:
-            os.close(fd)
+        if xattr_record is not None:
+            raw = xattr_record
+        else:
+            fd = os.open(f"{sid}.rec", os.O_RDONLY | os.O_CLOEXEC | os.O_NOFOLLOW, dir_fd=sfd)
+            try:
+                raw = b""
+                while chunk := os.read(fd, 1 << 20):
+                    raw += chunk
+            finally:
+                os.close(fd)
         rec = json.loads(raw)
         if not isinstance(rec, dict) or rec.get("v") != 1 or rec.get("id") != sid:
             raise ValueError("not a staging record of this version")
@@ -2307,6 +2415,9 @@ class LocalBackend(I.Backend):
             s.verifier = None if rec.get("verifier") is None else bytes.fromhex(rec["verifier"])
             s._base_ident = rec.get("base")
             s._written_record = s._record_json()
+            s._xrec = xattr_record is not None
+            if s._xrec and not is_new:
+                raise ValueError("a version's record in an attribute")
             row = self._db.get(oid)
             if is_new:
                 dir_handle, name = bytes.fromhex(rec["dir"]), bytes.fromhex(rec["name"])

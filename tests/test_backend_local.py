@@ -6,6 +6,7 @@ import errno
 import json
 import os
 import signal
+import sqlite3
 import subprocess
 import sys
 import textwrap
@@ -211,6 +212,52 @@ def test_no_alias_after_recreate_with_reused_inode(b, export):
             if reused:
                 break
         assert reused, "the file system never re-used an inode number"
+
+
+def test_deleted_rows_go_in_one_transaction_and_act_gone_before(tmp_path):
+    """REMOVE does not write the handle database: the row is doomed in memory (every look-up
+    skips it) and deleted with others in one transaction (at FLUSH_DELETES_AT rows, at
+    maintenance and at close)."""
+    from backend.handles import FLUSH_DELETES_AT, HandleDB
+
+    path = str(tmp_path / "h.db")
+    db = HandleDB(path)
+    old = db.insert(7, 0, 1, 1, b"f")  # generation 0: a file system without birth times
+    db.delete(old[0])
+    assert db.get(old[0]) is None and db.find(7, 0) is None and db.find_many([(7, 0)]) == {}
+    new = db.insert(7, 0, 1, 1, b"f")  # the inode number is used again at once
+    assert db.find(7, 0) == new and db.find_many([(7, 0)]) == {(7, 0): new}
+
+    def rows():
+        with sqlite3.connect(path) as c:
+            return [r[0] for r in c.execute("SELECT id FROM objects ORDER BY id")]
+
+    assert rows() == [old[0], new[0]]  # not written yet
+    db.flush_deletes()
+    assert rows() == [new[0]]
+    many = [db.insert(100 + i, 1, 1, 1, b"x%d" % i)[0] for i in range(FLUSH_DELETES_AT)]
+    for oid in many[:-1]:
+        db.delete(oid)
+    assert len(rows()) == FLUSH_DELETES_AT + 1
+    db.delete(many[-1])  # the FLUSH_DELETES_AT-th: one transaction for all
+    assert rows() == [new[0]]
+    db.delete(new[0])
+    db.close()
+    assert rows() == []
+
+
+def test_remove_then_restart_leaves_no_row(mk, b, export):
+    r = b.root()
+    f = new_file(b, r, b"f", b"x")
+    b.remove(r, b"f")
+    with pytest.raises(I.Stale):
+        b.getattr(f)
+    b.maintenance()
+    with sqlite3.connect(export / ".nfsd" / "handles.db") as c:
+        assert c.execute("SELECT count(*) FROM objects WHERE id != 1").fetchone() == (0,)
+    b.close()
+    with pytest.raises(I.Stale):
+        mk().getattr(f)
 
 
 def test_hard_links_share_handle(b, export):
@@ -743,11 +790,21 @@ def test_corrupt_record_is_reported_not_fatal(mk, b, export):
     (staging / "deadbeef.rec").write_bytes(json.dumps({"v": 1, "id": "other"}).encode())
     (staging / "orphan.data").write_bytes(b"no record")
     (staging / "x.rec.tmp").write_bytes(b"half written")
+    bad_attr = None
+    try:
+        (staging / "attr.data").write_bytes(b"unreadable record")
+        os.setxattr(staging / "attr.data", "user.nfsd.staging-record", b"{not json")
+        bad_attr = str(staging / "attr.data")
+    except OSError as e:
+        if e.errno not in (errno.EOPNOTSUPP, errno.ENOTSUP):
+            raise
     b2 = mk()
     assert [x.handle for x in b2.list_staged()] == [s.handle]
     probs = dict(b2.problems())
     assert str(staging / f"{t.id}.rec") in probs
     assert str(staging / "deadbeef.rec") in probs
+    if bad_attr is not None:
+        assert bad_attr in probs and os.path.exists(bad_attr)  # kept for the operator
     assert not (staging / "orphan.data").exists()
     assert not (staging / "x.rec.tmp").exists()
     b2.publish(b2.list_staged()[0])
@@ -758,7 +815,7 @@ CRASH_CHILD = textwrap.dedent("""
     import os, sys
     sys.path.insert(0, {repo!r})
     from backend.local import LocalBackend
-    b = LocalBackend({export!r})
+    b = LocalBackend({export!r}, record_xattrs={xattrs!r})
     r = b.root()
     s = b.create_staged(r, b"crash", b"v", 0o644, None, None, False, {{"k": "v"}})
     s.write(0, b"durable")
@@ -778,13 +835,14 @@ CRASH_CHILD = textwrap.dedent("""
 """)
 
 
+@pytest.mark.parametrize("xattrs", [True, False], ids=["record-in-xattr", "record-file"])
 @pytest.mark.parametrize("mode", ["staged", "mid-publish"])
-def test_kill_9_recovery(tmp_path, mode):
+def test_kill_9_recovery(tmp_path, mode, xattrs):
     export = tmp_path / "e"
     b = LocalBackend(export)
     f = new_file(b, b.root(), b"pub", b"old content")
     b.close()
-    code = CRASH_CHILD.format(repo=REPO, export=str(export), mode=mode)
+    code = CRASH_CHILD.format(repo=REPO, export=str(export), mode=mode, xattrs=xattrs)
     with subprocess.Popen([sys.executable, "-c", code], stdin=subprocess.PIPE,
                           stdout=subprocess.PIPE) as p:
         if mode == "staged":
@@ -1252,6 +1310,83 @@ def test_xattrs_of_transient_files_and_versions(xb, export):
     b.publish(s)
     assert os.stat(export / "t").st_ino != old
     assert os.listxattr(export / "t") == ["user.later"]
+
+
+def staging_files(export):
+    return sorted(os.listdir(export / ".nfsd" / "staging"))
+
+
+def test_new_files_record_lives_on_its_data_file(xb, mk, export):
+    """Where user xattrs are stored, a new file's staging record is an attribute of its data
+    file (one fsync makes both durable): no .rec file; clients never see or change it; it is
+    gone from the published file; the backend finds it again after a restart."""
+    b = xb
+    r = b.root()
+    s = b.create_staged(r, b"n", V1, 0o644, None, None, False, {"k": "v"})
+    s.write(0, b"data")
+    s.sync()
+    assert staging_files(export) == [f"{s.id}.data"]
+    raw = os.getxattr(export / ".nfsd" / "staging" / f"{s.id}.data", "user.nfsd.staging-record")
+    assert json.loads(raw)["record"] == {"k": "v"}
+    b.setxattr(s.handle, b"mine", b"1", viewer=V1)
+    assert b.listxattr(s.handle, V1) == [b"mine"]
+    with pytest.raises(I.NoXattr):
+        b.getxattr(s.handle, b"nfsd.staging-record", V1)
+    with pytest.raises(I.Permission):
+        b.setxattr(s.handle, b"nfsd.staging-record", b"forged", viewer=V1)
+    with pytest.raises(I.Permission):
+        b.removexattr(s.handle, b"nfsd.staging-record", viewer=V1)
+    b.close()
+    b2 = mk()
+    (t,) = b2.list_staged()
+    assert (t.handle, t.record, t.read(0, 10)) == (s.handle, {"k": "v"}, (b"data", True))
+    t.set_record({"k": "w"})
+    t.sync()
+    b2.close()
+    b3 = mk()
+    (t,) = b3.list_staged()
+    assert t.record == {"k": "w"}
+    b3.publish(t)
+    assert os.listxattr(export / "n") == ["user.mine"]
+    assert (export / "n").read_bytes() == b"data" and staging_files(export) == []
+
+
+def test_record_too_big_for_an_attribute_moves_to_a_file(xb, mk, export):
+    b = xb
+    s = b.create_staged(b.root(), b"n", V1, 0o644, None, None, False, {})
+    s.write(0, b"data")
+    big = {"pad": "x" * (I.XATTR_SIZE_MAX + 1)}  # no file system takes a value this big
+    s.set_record(big)
+    s.sync()
+    assert staging_files(export) == [f"{s.id}.data", f"{s.id}.rec"]
+    assert os.listxattr(export / ".nfsd" / "staging" / f"{s.id}.data") == []
+    s.set_record({"k": "small"})  # stays a file from now on
+    s.sync()
+    assert staging_files(export) == [f"{s.id}.data", f"{s.id}.rec"]
+    b.close()
+    b2 = mk()
+    (t,) = b2.list_staged()
+    assert t.record == {"k": "small"} and b2.problems() == []
+    b2.publish(t)
+    assert (export / "n").read_bytes() == b"data"
+
+
+def test_stale_record_attribute_left_by_a_crash_in_publish_is_hidden(xb, mk, export):
+    """A crash between the publish rename and the attribute's removal leaves the record on
+    the published file: clients do not see it and a new version does not copy it."""
+    b = xb
+    r = b.root()
+    s = b.create_staged(r, b"n", V1, 0o644, None, None, False, {})
+    s.write(0, b"data")
+    b.publish(s)
+    os.setxattr(export / "n", "user.nfsd.staging-record", b"{}")  # what the crash leaves
+    os.setxattr(export / "n", "user.k", b"v")
+    f = b.lookup(r, b"n")
+    assert b.listxattr(f) == [b"k"]
+    v = b.stage_version(f, V1, False, {})
+    v.write(0, b"DATA")
+    b.publish(v)
+    assert os.listxattr(export / "n") == ["user.k"]
 
 
 def test_xattrs_on_a_file_system_without_them(xb, monkeypatch):

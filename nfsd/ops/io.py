@@ -177,7 +177,7 @@ def _open(ctx, a, client, owner):
                 uid, gid = _new_owner(ctx, d, new)
                 mode_bits = new.values.get(x.FATTR4_MODE, 0o644) & 0o7777
                 created = call(be.create_staged, fh.handle, name, v, mode_bits, uid, gid,
-                               mode != x.UNCHECKED4, {}, verifier)
+                               mode != x.UNCHECKED4, store.owner_record(owner), verifier)
                 handle = created.handle
                 attrset += [n for n in new.numbers
                             if n in (x.FATTR4_MODE, x.FATTR4_OWNER, x.FATTR4_OWNER_GROUP, x.FATTR4_SIZE)]

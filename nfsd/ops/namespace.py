@@ -96,8 +96,7 @@ def op_remove(ctx, a):
     require_rw(ctx, fh)
     be = fh.backend
     v = viewer(ctx)
-    victim = call(be.lookup, fh.handle, name, v)
-    va = call(be.getattr, victim, v)
+    victim, va = call(be.lookup_attrs, fh.handle, name, v)
     if not access.may_delete(ctx.cred, d, va):
         raise NFS4Error(x.NFS4ERR_ACCESS)
     if ctx.server.store.in_grace():

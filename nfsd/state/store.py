@@ -571,11 +571,17 @@ class StateStore:
             self.recoverable.setdefault(key, []).append(staging)
 
     def staging_record(self, open_state: OpenState) -> dict:
-        c = open_state.client
+        return self.owner_record(open_state.owner)
+
+    @staticmethod
+    def owner_record(owner: OpenOwner) -> dict:
+        """The staging record of a file `owner` writes (also given before its open exists,
+        to `create_staged`, so the first record written is already the right one)."""
+        c = owner.client
         return {
             "owner": c.owner.hex(),
             "verifier": c.verifier.hex(),
-            "open_owner": open_state.owner.owner.hex(),
+            "open_owner": owner.owner.hex(),
             "state": "active",
         }
 
