@@ -24,6 +24,13 @@ On disk
         staging/<sid>.rec     JSON record of that staging object
         staging/<sid>.rec.tmp a record being replaced (removed at start-up)
 
+A new file's record is instead the REC_XATTR attribute of its data file where the file system
+stores user xattrs (`record_xattrs`): setxattr replaces it atomically and one fsync of the data
+file makes data and record durable (then the staging dir once, for the entry). The attribute is
+removed just after the publish rename (a crash in between leaves it on the published file,
+hidden from clients and never carried to a later version). A record too big for an attribute
+moves to a .rec file for good; at start-up a .rec file wins over an attribute.
+
 A record holds: id, handle, is_new, viewer (hex), the protocol's `record` dict, the data file's
 inode and generation, the publication target (new files: dir handle + name), `exclusive`,
 `verifier`, `gone` (its name was removed), `dirty`, the size when it was written, and for
