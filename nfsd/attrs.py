@@ -114,8 +114,8 @@ _FIXED = {
 }
 _VARIABLE = {
     x.FATTR4_FILEHANDLE: "_opaque(s.fh)",
-    x.FATTR4_OWNER: "_opaque(b'%d' % a.uid)",
-    x.FATTR4_OWNER_GROUP: "_opaque(b'%d' % a.gid)",
+    x.FATTR4_OWNER: "(_ids.get(a.uid) or _id(a.uid))",
+    x.FATTR4_OWNER_GROUP: "(_ids.get(a.gid) or _id(a.gid))",
 }
 
 
@@ -196,11 +196,22 @@ def _opaque(v: bytes) -> bytes:
 
 _U32 = struct.Struct(">I").pack
 
+# owner/owner_group as XDR (a string of the numeric id), by id: a directory's entries mostly
+# share a few owners. Bounded: cleared when full.
+_ids: dict[int, bytes] = {}
+
+
+def _id(n: int) -> bytes:
+    if len(_ids) >= 4096:
+        _ids.clear()
+    v = _ids[n] = _opaque(b"%d" % n)
+    return v
+
 
 def _compile(nums, minor: int):
     """A function AttrSource -> the attr_vals bytes of these attributes, with the fixed-size
     runs packed by one precompiled struct each."""
-    env = {"_opaque": _opaque}
+    env = {"_opaque": _opaque, "_ids": _ids, "_id": _id}
     parts: list[str] = []
     fmt, exprs = "", []
 
