@@ -29,6 +29,16 @@ from .xdr import nfs4 as x
 log = logging.getLogger("nfsd.compound")
 
 _U = struct.Struct(">I")
+_deferred_types: dict[type, bool] = {}
+
+
+def is_deferred(v) -> bool:
+    """isinstance(v, Deferred), without Deferred's ABC instance check for every result."""
+    t = type(v)
+    known = _deferred_types.get(t)
+    if known is None:
+        known = _deferred_types[t] = issubclass(t, defer.Deferred)
+    return known
 _HDR = struct.Struct(">I")
 
 # Minor version 0 has no sessions; this bounds its COMPOUNDs (4.1 uses the session's limit).
@@ -257,37 +267,43 @@ class Compound:
         ctx = r.ctx
         m = r.m
         handlers = self.handlers
+        dec_args = self.dec_args
+        status_of = self.status_of
         metrics = self.metrics
-        while r.i < r.n:
+        results = r.results
+        i, n, pos = r.i, r.n, r.pos
+        v40 = ctx.minor == 0
+        while i < n:
             try:
-                opnum, = _U.unpack_from(m, r.pos)
+                opnum, = _U.unpack_from(m, pos)
             except struct.error:
-                r.results.append((x.OP_ILLEGAL, self.err_res[x.OP_ILLEGAL](x.NFS4ERR_BADXDR)))
+                results.append((x.OP_ILLEGAL, self.err_res[x.OP_ILLEGAL](x.NFS4ERR_BADXDR)))
                 return self._finish(r)
-            if r.i >= MAX_OPS_NO_SESSION and ctx.session is None:
+            if i >= MAX_OPS_NO_SESSION and ctx.session is None:
                 # Too long for a COMPOUND without a session: that operation gets RESOURCE.
                 if opnum not in self.err_res:
                     opnum = x.OP_ILLEGAL
-                r.results.append((opnum, self.err_res[opnum](
-                    x.NFS4ERR_RESOURCE if ctx.minor == 0 else x.NFS4ERR_TOO_MANY_OPS)))
+                results.append((opnum, self.err_res[opnum](
+                    x.NFS4ERR_RESOURCE if v40 else x.NFS4ERR_TOO_MANY_OPS)))
                 return self._finish(r)
-            dec = self.dec_args.get(opnum)
-            if ctx.minor == 0 and FIRST_41 <= opnum != x.OP_ILLEGAL:
+            dec = dec_args.get(opnum)
+            if v40 and FIRST_41 <= opnum != x.OP_ILLEGAL:
                 dec = None  # not an NFSv4.0 operation
             if dec is None:
-                r.results.append((x.OP_ILLEGAL, self.err_res[x.OP_ILLEGAL](x.NFS4ERR_OP_ILLEGAL)))
+                results.append((x.OP_ILLEGAL, self.err_res[x.OP_ILLEGAL](x.NFS4ERR_OP_ILLEGAL)))
                 return self._finish(r)
             try:
-                args, r.pos = dec(m, r.pos + 4)
+                args, pos = dec(m, pos + 4)
             except (XdrError, struct.error):
-                r.results.append((opnum, self.err_res[opnum](x.NFS4ERR_BADXDR)))
+                results.append((opnum, self.err_res[opnum](x.NFS4ERR_BADXDR)))
                 return self._finish(r)
-            ctx.opindex = r.i
+            r.i, r.pos = i, pos
+            ctx.opindex = i
             if opnum not in MEMO_KEEPS:
                 ctx.memo = None
             status = self._gate(ctx, opnum, r)
             if status:
-                r.results.append((opnum, self.err_res[opnum](status)))
+                results.append((opnum, self.err_res[opnum](status)))
                 return self._finish(r)
             try:
                 res = handlers[opnum](ctx, args)
@@ -296,7 +312,7 @@ class Compound:
             except Exception:  # noqa: BLE001 - a bug must not take the connection down
                 log.exception("operation %s failed", x.OP_NAMES.get(opnum, opnum))
                 res = self.err_res[opnum](x.NFS4ERR_SERVERFAULT)
-            if isinstance(res, defer.Deferred):
+            if is_deferred(res):
                 r.pending_op = opnum
                 if r.deferred is None:
                     r.deferred = defer.Deferred()
@@ -308,9 +324,10 @@ class Compound:
                 if r.deferred is not None:
                     r.deferred.callback(r.reply)
                 return
-            r.results.append((opnum, res))
-            r.i += 1
-            status = self.status_of[opnum](res)
+            results.append((opnum, res))
+            i += 1
+            r.i = i
+            status = status_of[opnum](res)
             if metrics is not None:
                 metrics.op_done(r, opnum, status, res)
             if status:

@@ -417,7 +417,9 @@ class RpcProtocol(Protocol):
         except Exception as e:
             self._completed_error(e, call, None)
             return
-        if isinstance(result, Deferred):
+        if type(result) is list:  # the usual, synchronous case: no ABC instance check
+            self._completed(result, call)
+        elif isinstance(result, Deferred):
             result.addCallbacks(self._completed, self._failed, callbackArgs=(call,), errbackArgs=(call,))
         else:
             self._completed(result, call)
