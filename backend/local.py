@@ -125,11 +125,9 @@ import weakref
 from collections import OrderedDict
 
 from . import interface as I
-from .handles import (AT_SYMLINK_NOFOLLOW, ATIME, ATIME_NS, BLOCKS, BTIME, BTIME_NS, CTIME,
-                      CTIME_NS, DEV_MAJ, DEV_MIN, GID, HANDLE_LEN, INO, MASK, MODE, MTIME,
-                      MTIME_NS, NLINK, RDEV_MAJ, RDEV_MIN, ROOT_ID, SIZE, STATX_BTIME, UID,
-                      HandleDB, Node, _statx_impl, fstatx, generation, handle_id, is_dir,
-                      make_handle, statx)
+from .handles import (ATIME, ATIME_NS, BLOCKS, CTIME, CTIME_NS, DEV_MAJ, DEV_MIN, GID, HANDLE_LEN,
+                      INO, MODE, MTIME, MTIME_NS, NLINK, RDEV_MAJ, RDEV_MIN, ROOT_ID, SIZE, UID,
+                      HandleDB, Node, fstatx, generation, handle_id, is_dir, make_handle, statx)
 from .oserror import RENAME_ERRORS, from_oserror
 
 __all__ = ["LocalBackend", "LocalStaging", "cookie_of", "check_name"]
@@ -526,17 +524,13 @@ class LocalStaging(I.Staging):
         (also when the protocol layer changed `record` in place)."""
         self._check()
         try:
-            if self._rec_dirty or self._record_json() != self._written_record:
-                if self._xrec:  # one fsync of the data file covers data and record
-                    self._write_record(durable=True)
-                    return
-                if self._unsynced:
-                    os.fdatasync(self.fd)
-                    self._unsynced = False
-                self._write_record(durable=True)
-            elif self._unsynced:
+            record = self._rec_dirty or self._record_json() != self._written_record
+            # In xattr mode the record's fsync of the data file covers the data as well.
+            if self._unsynced and not (record and self._xrec):
                 os.fdatasync(self.fd)
                 self._unsynced = False
+            if record:
+                self._write_record(durable=True)
         except OSError as e:
             raise from_oserror(e) from None
 
@@ -1496,62 +1490,42 @@ class LocalBackend(I.Backend):
         return [c for c, _ in pairs], [n for _, n in pairs]
 
     def _iter_dir(self, dir_id, lfd, cookies, names, cookie, trans):
-        # The per-entry work of every listing: kept flat (one statx call, one dict look-up for
-        # an entry whose node is cached under the name it was seen by, one Attrs).
         try:
             i = bisect.bisect_right(cookies, cookie)
             t = 0
-            ntrans = len(trans)
-            while t < ntrans and trans[t][0] <= cookie:
+            while t < len(trans) and trans[t][0] <= cookie:
                 t += 1
             shadow = {n for _, n, _ in trans}
             n = len(cookies)
-            dmaj, dmin = self._dev
+            dev = self._dev
             state = self._state_ino
-            stx, nofollow = _statx_impl, AT_SYMLINK_NOFOLLOW
-            by_ino, cache = self._by_ino, self._nodes
-            DirEntry, attrs_of = I.DirEntry, _attrs
             size = 16  # look-ahead grows: little wasted work when the caller stops early
             while i < n:
                 batch = []
                 stop = min(i + size, n)
                 for j in range(i, stop):
                     name = names[j]
-                    if shadow and name in shadow:
+                    if name in shadow:
                         continue
                     try:
-                        st = stx(lfd, name, nofollow)
+                        st = statx(lfd, name)
                     except OSError:
                         continue
-                    if st[INO] == state or st[DEV_MAJ] != dmaj or st[DEV_MIN] != dmin:
+                    if st[DEV_MAJ] != dev[0] or st[DEV_MIN] != dev[1] or st[INO] == state:
                         continue
                     batch.append((cookies[j], name, st))
                 i = stop
                 size = min(size * 2, 256)
-                nodes = []
-                slow = []
                 with self._guard:
-                    for k, (_, name, st) in enumerate(batch):
-                        gen = st[BTIME] * _NS + st[BTIME_NS] if st[MASK] & STATX_BTIME else 0
-                        oid = by_ino.get((st[INO], gen))
-                        node = cache.get(oid) if oid is not None else None
-                        if node is None or node.parent != dir_id or node.name != name:
-                            slow.append(k)  # not cached, or seen under another name: the full way
-                        else:
-                            cache.move_to_end(oid)
-                        nodes.append(node)
-                    if slow:
-                        found = self._ids_for(dir_id, [batch[k][1:] for k in slow])
-                        for k, node in zip(slow, found):
-                            nodes[k] = node
+                    nodes = self._ids_for(dir_id, [(name, st) for _, name, st in batch])
                 for (c, name, st), node in zip(batch, nodes):
-                    while t < ntrans and trans[t][0] <= c:
+                    while t < len(trans) and trans[t][0] <= c:
                         e = self._transient_entry(trans[t])
                         t += 1
                         if e is not None:
                             yield e
-                    yield DirEntry(c, name, node.handle, attrs_of(st, node.id))
-            while t < ntrans:
+                    yield I.DirEntry(c, name, node.handle, _attrs(st, node.id))
+            while t < len(trans):
                 e = self._transient_entry(trans[t])
                 t += 1
                 if e is not None:

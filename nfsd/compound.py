@@ -29,6 +29,7 @@ from .xdr import nfs4 as x
 log = logging.getLogger("nfsd.compound")
 
 _U = struct.Struct(">I")
+_HDR = struct.Struct(">I")
 _deferred_types: dict[type, bool] = {}
 
 
@@ -39,7 +40,7 @@ def is_deferred(v) -> bool:
     if known is None:
         known = _deferred_types[t] = issubclass(t, defer.Deferred)
     return known
-_HDR = struct.Struct(">I")
+
 
 # Minor version 0 has no sessions; this bounds its COMPOUNDs (4.1 uses the session's limit).
 MAX_OPS_NO_SESSION = 128

@@ -253,6 +253,7 @@ def test_xattrs_of_a_file_under_construction(server, a, b, tdir, user_xattrs):
                and "user.k" in os.listxattr(os.path.join(staged, n))
                for n in os.listdir(staged) if n.endswith(".data"))
     assert xget(a, fh, b"nfsd.staging-record")[0] == x.NFS4ERR_NOXATTR
+    assert xset(a, fh, b"nfsd.staging-record", b"forged") == x.NFS4ERR_PERM
     a.close_file(fh, sid)
     f = os.path.join(path, "new")
     assert open(f, "rb").read() == b"staged" and os.getxattr(f, "user.k") == b"v"
