@@ -262,6 +262,7 @@ def op_readdir(ctx, a):
     out += _U32.pack(1 if eof else 0)
     return Encoded(x.NFS4_OK, bytes(out))
 
+
 HANDLERS = {
     x.OP_CREATE: op_create,
     x.OP_REMOVE: op_remove,
