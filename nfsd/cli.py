@@ -9,6 +9,9 @@ import sys
 
 
 def _serve(args) -> int:
+    from .reactor import install
+
+    install()
     from twisted.internet import reactor
 
     from .server import Config, build

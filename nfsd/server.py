@@ -24,6 +24,7 @@ from .compound import Compound
 from .drc import ReplyCache
 from .exports import Export, ExportTable, parse_exports, single_export
 from .ops import handlers
+from .ops.common import call
 from .rpc.server import ProcUnavail, RpcFactory
 from .state.store import StateStore
 
@@ -106,13 +107,15 @@ class NfsServer:
         return threads.deferToThreadPool(self.reactor, self._pool, fn, *args)
 
     def sync(self, staging):
-        return self.in_thread(staging.sync)
+        """staging.sync() in a worker thread; a backend failure (ENOSPC, EIO) fails the
+        Deferred with the NFS4Error the operation answers."""
+        return self.in_thread(call, staging.sync)
 
     def sync_all(self, stagings):
         def run():
             for s in stagings:
                 s.sync()
-        return self.in_thread(run)
+        return self.in_thread(call, run)
 
     def log_client(self, client, what: str):
         log.info("client %s (%s): %s", client.owner.decode("utf-8", "replace")[:80],
