@@ -1,9 +1,10 @@
 #!/usr/bin/env python3
 """Run `nfsd serve ...` on another Twisted reactor, to measure what the event loop costs.
 
-    scripts/serve_reactor.py epoll|asyncio|uvloop serve DIR --port 0 ...
+    scripts/serve_reactor.py epoll|twisted-epoll|asyncio|uvloop serve DIR --port 0 ...
 
-epoll is what `nfsd serve` uses (Twisted's default on Linux); asyncio is Twisted's
+epoll is what `nfsd serve` uses (nfsd/reactor.py: Twisted's epoll reactor without the
+per-event log context); twisted-epoll is Twisted's own EPollReactor; asyncio is Twisted's
 AsyncioSelectorReactor on the standard asyncio loop; uvloop the same on uvloop (`pip install
 uvloop`). An experiment for scripts/bench --reactor, not a supported way to run the server.
 """
@@ -30,6 +31,10 @@ def main():
 
         asyncioreactor.install(loop)
     elif kind == "epoll":
+        from nfsd.reactor import install
+
+        install()
+    elif kind == "twisted-epoll":
         from twisted.internet import epollreactor
 
         epollreactor.install()
