@@ -93,6 +93,30 @@ def _statx_fallback(dirfd: int, name: bytes, flags: int) -> tuple:
 
 _statx_impl = _statx_libc if HAVE_STATX else _statx_fallback
 
+STATX_KEY_LEN = _STATX.size  # the bytes of struct statx that the tuple is unpacked from
+
+
+def _statx_key_libc(dirfd: int, name: bytes) -> bytes:
+    """statx of `name` in `dirfd` (no symlink followed) as raw bytes: equal bytes mean equal
+    metadata (identity, size, times, owner, mode, links), so a caller can tell "unchanged"
+    without unpacking; `unpack_statx` gives `statx`'s tuple. Raises OSError."""
+    try:
+        buf = _tls.buf
+    except AttributeError:
+        buf = _tls.buf = ctypes.create_string_buffer(256)
+    if _libc_statx(dirfd, name, AT_SYMLINK_NOFOLLOW, STATX_BASIC_STATS | STATX_BTIME, buf):
+        e = ctypes.get_errno()
+        raise OSError(e, os.strerror(e))
+    return buf[:STATX_KEY_LEN]
+
+
+def _statx_key_fallback(dirfd: int, name: bytes) -> bytes:
+    return _STATX.pack(*_statx_fallback(dirfd, name, AT_SYMLINK_NOFOLLOW))
+
+
+statx_key = _statx_key_libc if HAVE_STATX else _statx_key_fallback
+unpack_statx = _STATX.unpack
+
 
 def statx(dirfd: int, name: bytes) -> tuple:
     """statx of `name` in `dirfd`, never following a symlink. Raises OSError."""

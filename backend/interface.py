@@ -214,12 +214,19 @@ class FsStats:
     xattrs: bool = False  # user extended attributes can be stored
 
 
-@dataclass(slots=True)
+@dataclass(slots=True, eq=False)
 class DirEntry:
+    """One entry of a listing. A backend may hand out the same DirEntry object again while the
+    entry is unchanged (same cookie, name, handle and attributes); `memo` is the caller's, to
+    keep what it derived from the entry (the protocol layer keeps its encoded form there), and
+    is only valid for as long as the object is handed out. Treat the other fields as
+    read-only."""
+
     cookie: int  # resume point: > 2, stable across restarts for an unchanged directory
     name: bytes
     handle: bytes
     attrs: Attrs
+    memo: object = None
 
 
 @dataclass(slots=True)

@@ -127,7 +127,8 @@ from collections import OrderedDict
 from . import interface as I
 from .handles import (ATIME, ATIME_NS, BLOCKS, CTIME, CTIME_NS, DEV_MAJ, DEV_MIN, GID, HANDLE_LEN,
                       INO, MODE, MTIME, MTIME_NS, NLINK, RDEV_MAJ, RDEV_MIN, ROOT_ID, SIZE, UID,
-                      HandleDB, Node, fstatx, generation, handle_id, is_dir, make_handle, statx)
+                      HandleDB, Node, fstatx, generation, handle_id, is_dir, make_handle, statx,
+                      statx_key, unpack_statx)
 from .oserror import RENAME_ERRORS, from_oserror
 
 __all__ = ["LocalBackend", "LocalStaging", "cookie_of", "check_name"]
@@ -754,6 +755,26 @@ class LocalStaging(I.Staging):
             _unlink_quiet(self.record_name, self._sfd)
 
 
+class _Listing:
+    """A cached directory listing: the directory's (inode, mtime, ctime) when it was read, its
+    names sorted by cookie, and `memo`: name -> (statx bytes, DirEntry) of entries already
+    listed. An entry whose statx bytes are unchanged (same inode and birth time, size, times,
+    owner, mode, links) is handed out again as the same DirEntry object, so neither its
+    handle nor its attributes are worked out again, and the protocol layer may keep what it
+    derived from it on the entry (`DirEntry.memo`). A change in the directory (by nfsd, or
+    seen in its mtime/ctime) drops the whole listing. The backend's `listing_memo` bounds the
+    entries memoized across all listings."""
+
+    __slots__ = ("key", "cookies", "names", "memo", "live")
+
+    def __init__(self, key, cookies, names):
+        self.key = key
+        self.cookies = cookies
+        self.names = names
+        self.memo: dict[bytes, tuple[bytes, I.DirEntry]] = {}
+        self.live = True  # False once dropped: its memo is no longer filled
+
+
 # --------------------------------------------------------------------------- pinned versions
 class _Version:
     """An open published version (open_version): read/attrs/close on a pinned fd."""
@@ -842,7 +863,8 @@ class LocalBackend(I.Backend):
 
     def __init__(self, export_dir, state_dir=None, *, durable: bool = True,
                  node_cache: int = 8192, dir_fds: int = 512, read_fds: int = 64,
-                 listings: int = 16, record_xattrs: bool | None = None):
+                 listings: int = 16, record_xattrs: bool | None = None,
+                 listing_memo: int = 32768):
         self._guard = _Guard()
         self._durable = durable
         self._node_cap = max(16, node_cache)
@@ -852,6 +874,8 @@ class LocalBackend(I.Backend):
         # the disk; False once the file system has said it cannot.
         self._nowait = hasattr(os, "RWF_NOWAIT") and hasattr(os, "preadv")
         self._listing_cap = max(1, listings)
+        self._memo_cap = max(0, listing_memo)  # DirEntries kept by the cached listings, in all
+        self._memo_count = 0
         self._root_user = os.geteuid() == 0
         self._xattrs: bool | None = None  # user xattrs stored? (probed on first use)
         self._rec_xattrs = record_xattrs  # None: where the file system stores user xattrs
@@ -907,7 +931,7 @@ class LocalBackend(I.Backend):
         self._by_ino: dict[tuple[int, int], int] = {}
         self._dirfds: OrderedDict[int, int] = OrderedDict()
         self._readers: OrderedDict[int, _Version] = OrderedDict()
-        self._listings: OrderedDict[int, tuple] = OrderedDict()
+        self._listings: OrderedDict[int, _Listing] = OrderedDict()
         self._stagings: dict[str, LocalStaging] = {}
         self._by_oid: dict[int, list[LocalStaging]] = {}
         self._transient: dict[int, dict[bytes, list[LocalStaging]]] = {}
@@ -1027,7 +1051,7 @@ class LocalBackend(I.Backend):
         if fd is not None:
             self._guard.grave.append(fd)
         self._drop_reader(oid)
-        self._listings.pop(oid, None)
+        self._drop_listing(oid)
         if oid != ROOT_ID:
             try:
                 self._db.delete(oid)
@@ -1271,7 +1295,17 @@ class LocalBackend(I.Backend):
         return I.NotFound()
 
     def _dir_changed(self, dir_id: int) -> None:
-        self._listings.pop(dir_id, None)
+        self._drop_listing(dir_id)
+
+    def _drop_listing(self, dir_id: int, listing=None) -> None:
+        """Forget a cached listing (lock held): it and its memo are no longer trusted."""
+        if listing is None:
+            listing = self._listings.pop(dir_id, None)
+            if listing is None:
+                return
+        listing.live = False
+        self._memo_count -= len(listing.memo)
+        listing.memo = {}
 
     def _unlinked(self, st: tuple, dir_id: int, name: bytes) -> None:
         """A name with stat `st` (taken before) was removed or replaced."""
@@ -1451,7 +1485,7 @@ class LocalBackend(I.Backend):
                 raise from_oserror(e) from None
             key = (st[INO], _mtime(st), _ctime(st))
             cached = self._listings.get(node.id)
-            if cached is not None and cached[0] == key:
+            if cached is not None and cached.key == key:
                 self._listings.move_to_end(node.id)
             trans = []
             d = self._transient.get(node.id) if viewer is not None else None
@@ -1462,22 +1496,28 @@ class LocalBackend(I.Backend):
                         trans.append((cookie_of(name), name, mine[-1]))
                 trans.sort(key=lambda t: (t[0], t[1]))
         try:
-            if cached is None or cached[0] != key:
+            if cached is None or cached.key != key:
+                cached = None
                 cookies, names = self._list(lfd)
                 if time.time_ns() - max(key[1], key[2]) > RACY_NS:
+                    cached = _Listing(key, cookies, names)
                     with self._guard:
-                        self._listings[node.id] = (key, cookies, names)
+                        old = self._listings.pop(node.id, None)
+                        if old is not None:
+                            self._drop_listing(node.id, old)
+                        self._listings[node.id] = cached
                         while len(self._listings) > self._listing_cap:
-                            self._listings.popitem(last=False)
+                            oid, old = self._listings.popitem(last=False)
+                            self._drop_listing(oid, old)
             else:
-                cookies, names = cached[1], cached[2]
+                cookies, names = cached.cookies, cached.names
         except OSError as e:
             os.close(lfd)
             raise from_oserror(e) from None
         except BaseException:
             os.close(lfd)
             raise
-        return self._iter_dir(node.id, lfd, cookies, names, cookie, trans)
+        return self._iter_dir(node.id, lfd, cookies, names, cookie, trans, cached)
 
     def _list(self, lfd: int) -> tuple[list[int], list[bytes]]:
         """Sorted (cookie, name) of a directory, the state dir left out."""
@@ -1489,7 +1529,10 @@ class LocalBackend(I.Backend):
         pairs.sort()
         return [c for c, _ in pairs], [n for _, n in pairs]
 
-    def _iter_dir(self, dir_id, lfd, cookies, names, cookie, trans):
+    def _iter_dir(self, dir_id, lfd, cookies, names, cookie, trans, listing):
+        """The entries after `cookie`: one statx each; an entry whose statx bytes are those
+        the cached `listing` remembers for its name is the same DirEntry object as before
+        (see `_Listing`), anything else is looked up (handles, in batches) and made anew."""
         try:
             i = bisect.bisect_right(cookies, cookie)
             t = 0
@@ -1499,32 +1542,55 @@ class LocalBackend(I.Backend):
             n = len(cookies)
             dev = self._dev
             state = self._state_ino
+            memo = listing.memo if listing is not None else None
             size = 16  # look-ahead grows: little wasted work when the caller stops early
             while i < n:
-                batch = []
+                batch = []  # DirEntry (unchanged) or (cookie, name, stat, statx bytes)
+                todo = []
+                made = {}
                 stop = min(i + size, n)
                 for j in range(i, stop):
                     name = names[j]
                     if name in shadow:
                         continue
                     try:
-                        st = statx(lfd, name)
+                        raw = statx_key(lfd, name)
                     except OSError:
                         continue
+                    if memo is not None:
+                        hit = memo.get(name)
+                        if hit is not None and hit[0] == raw:
+                            batch.append(hit[1])
+                            continue
+                    st = unpack_statx(raw)
                     if st[DEV_MAJ] != dev[0] or st[DEV_MIN] != dev[1] or st[INO] == state:
                         continue
-                    batch.append((cookies[j], name, st))
+                    item = (cookies[j], name, st, raw)
+                    batch.append(item)
+                    todo.append(item)
                 i = stop
                 size = min(size * 2, 256)
-                with self._guard:
-                    nodes = self._ids_for(dir_id, [(name, st) for _, name, st in batch])
-                for (c, name, st), node in zip(batch, nodes):
-                    while t < len(trans) and trans[t][0] <= c:
-                        e = self._transient_entry(trans[t])
+                if todo:
+                    with self._guard:
+                        nodes = self._ids_for(dir_id, [(name, st) for _, name, st, _ in todo])
+                        for (c, name, st, raw), node in zip(todo, nodes):
+                            made[name] = I.DirEntry(c, name, node.handle, _attrs(st, node.id))
+                        if memo is not None and listing.live:
+                            room = self._memo_cap - self._memo_count
+                            for (_, name, _, raw) in todo[:max(room, 0)]:
+                                old = memo.get(name)
+                                memo[name] = (raw, made[name])
+                                if old is None:
+                                    self._memo_count += 1
+                for e in batch:
+                    if type(e) is tuple:
+                        e = made[e[1]]
+                    while t < len(trans) and trans[t][0] <= e.cookie:
+                        te = self._transient_entry(trans[t])
                         t += 1
-                        if e is not None:
-                            yield e
-                    yield I.DirEntry(c, name, node.handle, _attrs(st, node.id))
+                        if te is not None:
+                            yield te
+                    yield e
             while t < len(trans):
                 e = self._transient_entry(trans[t])
                 t += 1

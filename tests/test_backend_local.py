@@ -17,6 +17,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as hs
 
 from backend import interface as I
+from backend import local
 from backend.local import LocalBackend, cookie_of
 
 V1, V2 = b"client-1", b"client-2"
@@ -423,6 +424,55 @@ def test_readdir_sees_local_changes(b, export):
     assert sorted(names(b, r)) == [b"a", b"b"]
     os.rename(export / "a", export / "c")
     assert sorted(names(b, r)) == [b"b", b"c"]
+
+
+def test_unchanged_entries_are_handed_out_again(mk, export, monkeypatch):
+    """A cached listing hands out the same DirEntry for an entry whose statx is unchanged, a
+    new one (new attributes, same handle) for a changed entry, and nothing old once the
+    directory itself changed."""
+    monkeypatch.setattr(local, "RACY_NS", -1)  # cache listings however recently changed
+    b = mk()
+    d = export / "d"
+    d.mkdir()
+    for n in ("a", "b", "c"):
+        (d / n).write_bytes(b"x")
+    dh = b.lookup(b.root(), b"d")
+    first = {e.name: e for e in b.readdir(dh, 0)}
+    second = {e.name: e for e in b.readdir(dh, 0)}
+    assert set(first) == {b"a", b"b", b"c"}
+    assert all(second[n] is first[n] for n in first)
+    os.chmod(d / "b", 0o600)  # changes the entry, not the directory
+    (d / "c").write_bytes(b"longer")
+    third = {e.name: e for e in b.readdir(dh, 0)}
+    assert third[b"a"] is first[b"a"]
+    assert third[b"b"] is not first[b"b"] and third[b"b"].attrs.mode == 0o600
+    assert third[b"b"].handle == first[b"b"].handle
+    assert third[b"c"].attrs.size == 6 and third[b"c"].handle == first[b"c"].handle
+    new_file(b, dh, b"e")  # the directory changed: its listing and memo are dropped
+    fourth = {e.name: e for e in b.readdir(dh, 0)}
+    assert set(fourth) == {b"a", b"b", b"c", b"e"}
+    assert all(fourth[n] is not third[n] for n in third)
+    assert fourth[b"a"].handle == first[b"a"].handle
+
+
+def test_listing_memo_is_bounded_across_directories(mk, export, monkeypatch):
+    monkeypatch.setattr(local, "RACY_NS", -1)
+    b = mk(listing_memo=2)
+    hs_ = []
+    for dn in ("d1", "d2"):
+        (export / dn).mkdir()
+        for i in range(5):
+            (export / dn / f"f{i}").write_bytes(b"")
+        hs_.append(b.lookup(b.root(), dn.encode()))
+
+    def kept(dh):
+        first = {e.name: e for e in b.readdir(dh, 0)}
+        return sum(e is first[e.name] for e in b.readdir(dh, 0))
+
+    assert kept(hs_[0]) == 2
+    assert kept(hs_[1]) == 0  # the budget is spent on d1
+    new_file(b, hs_[0], b"new")  # d1 changed: its memo is dropped and the budget freed
+    assert kept(hs_[1]) == 2
 
 
 # --------------------------------------------------------------------------- transient files

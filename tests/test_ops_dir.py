@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import os
 import stat
+import time
 
 import pytest
 
@@ -44,6 +45,56 @@ def test_readdir_lists_local_entries_with_attributes(client, tdir):
     assert got[b"l"][x.FATTR4_TYPE] == x.NF4LNK
     assert got[b"f"][x.FATTR4_FILEID] == client.getattr(client.lookup(b"f", base=fh),
                                                         (x.FATTR4_FILEID,))[x.FATTR4_FILEID]
+
+
+def _settled(path):
+    """Wait until the directory's mtime/ctime are older than the server's racy window (50 ms),
+    after which it caches the listing and re-uses unchanged entries (backend/local.py)."""
+    st = os.stat(path)
+    while time.time_ns() - max(st.st_mtime_ns, st.st_ctime_ns) <= 60_000_000:
+        time.sleep(0.01)
+
+
+def test_readdir_of_a_cached_listing_shows_changed_entries(client, tdir):
+    """Entries are encoded once and re-used while unchanged: a local change to an entry (not
+    to the directory) shows in the next listing, the rest is byte for byte the same."""
+    path, fh = tdir
+    for n in ("a", "b", "c"):
+        with open(os.path.join(path, n), "wb") as f:
+            f.write(b"x")
+    _settled(path)
+    want = (x.FATTR4_TYPE, x.FATTR4_SIZE, x.FATTR4_MODE, x.FATTR4_CHANGE, x.FATTR4_FILEID,
+            x.FATTR4_TIME_METADATA)
+    first = readdir_once(client, fh, maxcount=65536, attrs=want)
+    again = readdir_once(client, fh, maxcount=65536, attrs=want)
+    assert encode(x.READDIR4resok, again) == encode(x.READDIR4resok, first)
+    os.chmod(os.path.join(path, "b"), 0o600)
+    with open(os.path.join(path, "c"), "wb") as f:
+        f.write(b"longer")
+    got = {e[0]: e[2] for e in client.readdir(fh, attrs=want)}
+    before = {e.name: decode_attrs(e.attrs) for e in first.reply.entries}
+    assert got[b"a"] == before[b"a"]
+    assert got[b"b"][x.FATTR4_MODE] == 0o600 and got[b"b"][x.FATTR4_CHANGE] != \
+        before[b"b"][x.FATTR4_CHANGE]
+    assert got[b"c"][x.FATTR4_SIZE] == 6
+    assert got[b"b"][x.FATTR4_FILEID] == before[b"b"][x.FATTR4_FILEID]
+
+
+def test_readdir_file_system_statistics_are_current_for_unchanged_entries(client, tdir):
+    """Entries are re-used, but space figures are read for every listing."""
+    path, fh = tdir
+    open(os.path.join(path, "a"), "wb").close()
+    _settled(path)
+    first = {e[0]: e[2] for e in client.readdir(fh, attrs=(x.FATTR4_SPACE_FREE,))}
+    with open(os.path.join(os.path.dirname(path), f"filler-{os.getpid()}"), "wb") as f:
+        f.write(os.urandom(8 << 20))  # 8 MiB elsewhere on the same file system
+        f.flush()
+        os.fsync(f.fileno())
+    try:
+        then = {e[0]: e[2] for e in client.readdir(fh, attrs=(x.FATTR4_SPACE_FREE,))}
+    finally:
+        os.unlink(f.name)
+    assert then[b"a"][x.FATTR4_SPACE_FREE] != first[b"a"][x.FATTR4_SPACE_FREE]
 
 
 def test_readdir_empty_directory(client, tdir):

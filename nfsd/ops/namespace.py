@@ -178,12 +178,11 @@ def op_readlink(ctx, a):
     return x.READLINK4res(x.NFS4_OK, x.READLINK4resok(call(fh.backend.readlink, fh.handle)))
 
 
-_ENTRY_OVERHEAD = 4 + 8 + 4 + 4 + 4  # list flag, cookie, name length, bitmap length, attr length
 _REPLY_OVERHEAD = 8 + 4 + 4  # READDIR4resok without entries: verifier, final list flag, eof
 FH_VERSION_BYTE = bytes((FH_VERSION,))
 _U32 = struct.Struct(">I")
 _ENTRY_HEAD = struct.Struct(">IQI")  # list flag (TRUE), cookie, name length
-_PAD = (b"", b"\0\0\0", b"\0\0", b"\0")
+_PAD = (b"", b"\0\0\0", b"\0\0", b"\0")  # by len & 3
 _RDATTR_ERROR_BITMAP = _U32.pack(1) + _U32.pack(1 << x.FATTR4_RDATTR_ERROR)
 
 
@@ -220,42 +219,47 @@ def op_readdir(ctx, a):
                            ctx.minor)
     values = plan.values
     # The reply is encoded here, entry by entry, straight into its bytes (an Encoded result):
-    # no entry4/fattr4 objects for what may be thousands of entries.
+    # no entry4/fattr4 objects for what may be thousands of entries. An entry's bytes depend
+    # only on the entry and on (plan, fsid, lease) unless the plan asks for file system
+    # statistics, so they are kept on the entry (DirEntry.memo): a backend that hands out an
+    # unchanged entry again (backend/local.py's listing cache) has it encoded once.
     bitmap = _U32.pack(len(plan.words)) + b"".join(_U32.pack(w) for w in plan.words)
+    memo_key = None if pseudo or plan.needs_fs else (plan, src.fsid, lease)
     out = bytearray(_U32.pack(x.NFS4_OK))
     out += verf
     n = 0
     for e in listing:
-        if pseudo:
-            ref = exports.ref(e.handle)
-            ebe = ref.backend
-            src = attrs.AttrSource(None, b"", ebe.fsid(), lease,
-                                   lambda ebe=ebe, h=e.handle: ebe.statfs(h), ctx.minor,
-                                   exports.mounted_on(ref))
-        src.a = e.attrs
-        src.fh = FH_VERSION_BYTE + e.handle
-        bm = bitmap
-        try:
-            vals = values(src)
-        except NFS4Error as err:
-            if not want_err:
-                raise
-            bm, vals = _RDATTR_ERROR_BITMAP, _U32.pack(err.status)
-        name = e.name
-        nlen = len(name)
-        size = _ENTRY_OVERHEAD + ((nlen + 3) & ~3) + len(bm) - 4 + len(vals)
-        if used + size > limit:
+        m = e.memo
+        if m is not None and memo_key is not None and m[0] == memo_key:
+            piece = m[1]
+        else:
+            if pseudo:
+                ref = exports.ref(e.handle)
+                ebe = ref.backend
+                src = attrs.AttrSource(None, b"", ebe.fsid(), lease,
+                                       lambda ebe=ebe, h=e.handle: ebe.statfs(h), ctx.minor,
+                                       exports.mounted_on(ref))
+            src.a = e.attrs
+            src.fh = FH_VERSION_BYTE + e.handle
+            try:
+                vals = values(src)
+                bm = bitmap
+            except NFS4Error as err:
+                if not want_err:
+                    raise
+                bm, vals = _RDATTR_ERROR_BITMAP, _U32.pack(err.status)
+            name = e.name
+            nlen = len(name)
+            piece = b"".join((_ENTRY_HEAD.pack(1, e.cookie, nlen), name, _PAD[nlen & 3], bm,
+                              _U32.pack(len(vals)), vals))  # attr values: whole XDR units
+            if memo_key is not None and bm is bitmap:
+                e.memo = (memo_key, piece)
+        if used + len(piece) > limit:
             eof = False
             break
-        used += size
+        used += len(piece)
         n += 1
-        out += _ENTRY_HEAD.pack(1, e.cookie, nlen)
-        out += name
-        if nlen & 3:
-            out += _PAD[nlen & 3]
-        out += bm
-        out += _U32.pack(len(vals))
-        out += vals  # attribute values are whole XDR units: no padding
+        out += piece
     if not n and not eof:
         raise NFS4Error(x.NFS4ERR_TOOSMALL)
     out += _U32.pack(0)  # end of the entry list
