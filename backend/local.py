@@ -5,7 +5,7 @@ the state directory until it is published by one `rename(2)`, so readers only ev
 versions.
 
 Use: `LocalBackend(export_dir, state_dir=None, *, durable=True, node_cache=8192, dir_fds=512,
-read_fds=64, listings=16)`; beyond `Backend`: `problems()` (state files that could not be used
+read_fds=64, listings=16, listing_memo=16384)`; beyond `Backend`: `problems()` (state files that could not be used
 at start-up, as (path, reason)), `close()` (also a context manager). Staging objects are
 `LocalStaging`: beyond `Staging` they have `quarantined`, `gone`, `target`, `verifier`;
 their `backend` is held weakly (no reference cycle).
@@ -45,7 +45,8 @@ Memory and threads
 ------------------
 One lock (`_Guard`) covers the caches: an LRU of object id -> `Node` (inode, generation, name
 hint), an LRU of directory O_PATH fds, open fds of published versions for `read`, sorted
-directory listings, and the staging registry. GETATTR of a cached object is a dict look-up and
+directory listings (with the entries already handed out, re-used while their statx bytes are
+unchanged: `_Listing`), and the staging registry. GETATTR of a cached object is a dict look-up and
 one statx; nothing is written to SQLite by read-only operations (except to repair a name hint
 after a local rename). Data I/O (pread, pwrite, fdatasync, copy_file_range) runs outside the
 lock, so `read`, `publish` and `Staging` methods can run in worker threads.
@@ -856,15 +857,17 @@ class LocalBackend(I.Backend):
 
     Keyword options: `durable` (fsync in publish, default True), cache sizes `node_cache`
     (objects), `dir_fds` (O_PATH directory fds), `read_fds` (open published versions for
-    `read`), `listings` (sorted directory listings), `record_xattrs` (keep new files' staging
-    records in an attribute of the data file: default where the file system stores user
-    xattrs; False: always a .rec file). Extra methods: `problems()`, `close()`.
+    `read`), `listings` (sorted directory listings), `listing_memo` (entries of cached listings
+    kept to be handed out again while unchanged, in all; about 1.2 KiB each with the protocol
+    layer's encoded form; 0 turns it off), `record_xattrs` (keep new files' staging records in
+    an attribute of the data file: default where the file system stores user xattrs; False:
+    always a .rec file). Extra methods: `problems()`, `close()`.
     """
 
     def __init__(self, export_dir, state_dir=None, *, durable: bool = True,
                  node_cache: int = 8192, dir_fds: int = 512, read_fds: int = 64,
                  listings: int = 16, record_xattrs: bool | None = None,
-                 listing_memo: int = 32768):
+                 listing_memo: int = 16384):
         self._guard = _Guard()
         self._durable = durable
         self._node_cap = max(16, node_cache)
