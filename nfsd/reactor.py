@@ -42,6 +42,8 @@ class Reactor(epollreactor.EPollReactor):
             except Exception:  # noqa: BLE001 - one connection must not stop the loop
                 log.exception("event loop: handling %r failed", selectable)
 
+    doIteration = doPoll  # what mainLoop calls (EPollReactor binds its own doPoll by name)
+
 
 def install() -> bool:
     """Install `Reactor` as Twisted's global reactor; False if one is installed already (then
