@@ -1084,25 +1084,35 @@ class LocalBackend(I.Backend):
 
     def _id_for(self, st: tuple, parent: int, name: bytes) -> Node:
         """The object at `parent`/`name` with stat `st`: known id, or a new one."""
-        return self._ids_for(parent, [(name, st)])[0]
+        node = self._known(st)
+        if node is None:
+            return self._ids_for(parent, [(name, st)])[0]
+        self._adopt(node, st, parent, name)
+        return node
+
+    def _known(self, st: tuple) -> Node | None:
+        """The node in memory for the object with stat `st`, or None."""
+        oid = self._by_ino.get((st[INO], generation(st)))
+        if oid is None:
+            return None
+        if oid == ROOT_ID:
+            return self._root
+        node = self._nodes.get(oid)
+        if node is not None:
+            self._nodes.move_to_end(oid)
+        return node
 
     def _ids_for(self, parent: int, items) -> list[Node]:
         """Nodes for [(name, stat)] entries of directory `parent`; one query and one
         transaction for all the inodes not in memory."""
         nodes = []
         missing = []
-        by_ino, cache = self._by_ino, self._nodes
+        known = self._known
         for name, st in items:
-            key = (st[INO], generation(st))
-            oid = by_ino.get(key)
-            node = None
-            if oid is not None:
-                node = self._root if oid == ROOT_ID else cache.get(oid)
+            node = known(st)
             if node is None:
                 missing.append(len(nodes))
             else:
-                if oid != ROOT_ID:
-                    cache.move_to_end(oid)
                 self._adopt(node, st, parent, name)
             nodes.append(node)
         if missing:
