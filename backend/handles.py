@@ -67,7 +67,8 @@ _libc_statx = _load_statx()
 HAVE_STATX = _libc_statx is not None
 
 
-def _statx_libc(dirfd: int, name: bytes, flags: int) -> tuple:
+def _statx_buf(dirfd: int, name: bytes, flags: int):
+    """statx(2) into this thread's 256-byte buffer, which is returned."""
     try:
         buf = _tls.buf
     except AttributeError:
@@ -75,7 +76,11 @@ def _statx_libc(dirfd: int, name: bytes, flags: int) -> tuple:
     if _libc_statx(dirfd, name, flags, STATX_BASIC_STATS | STATX_BTIME, buf):
         e = ctypes.get_errno()
         raise OSError(e, os.strerror(e))
-    return _STATX.unpack_from(buf)
+    return buf
+
+
+def _statx_libc(dirfd: int, name: bytes, flags: int) -> tuple:
+    return _STATX.unpack_from(_statx_buf(dirfd, name, flags))
 
 
 def _statx_fallback(dirfd: int, name: bytes, flags: int) -> tuple:
@@ -100,14 +105,7 @@ def _statx_key_libc(dirfd: int, name: bytes) -> bytes:
     """statx of `name` in `dirfd` (no symlink followed) as raw bytes: equal bytes mean equal
     metadata (identity, size, times, owner, mode, links), so a caller can tell "unchanged"
     without unpacking; `unpack_statx` gives `statx`'s tuple. Raises OSError."""
-    try:
-        buf = _tls.buf
-    except AttributeError:
-        buf = _tls.buf = ctypes.create_string_buffer(256)
-    if _libc_statx(dirfd, name, AT_SYMLINK_NOFOLLOW, STATX_BASIC_STATS | STATX_BTIME, buf):
-        e = ctypes.get_errno()
-        raise OSError(e, os.strerror(e))
-    return buf[:STATX_KEY_LEN]
+    return _statx_buf(dirfd, name, AT_SYMLINK_NOFOLLOW)[:STATX_KEY_LEN]
 
 
 def _statx_key_fallback(dirfd: int, name: bytes) -> bytes:

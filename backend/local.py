@@ -1021,12 +1021,18 @@ class LocalBackend(I.Backend):
             raise I.Stale("object id re-used")
         return node
 
-    def _node_by_id(self, oid: int) -> Node:
+    def _cached(self, oid: int) -> Node | None:
+        """The node of id `oid` if it is in memory (marked recently used), else None."""
         if oid == ROOT_ID:
             return self._root
         node = self._nodes.get(oid)
         if node is not None:
             self._nodes.move_to_end(oid)
+        return node
+
+    def _node_by_id(self, oid: int) -> Node:
+        node = self._cached(oid)
+        if node is not None:
             return node
         row = self._db.get(oid)
         if row is None:
@@ -1093,14 +1099,7 @@ class LocalBackend(I.Backend):
     def _known(self, st: tuple) -> Node | None:
         """The node in memory for the object with stat `st`, or None."""
         oid = self._by_ino.get((st[INO], generation(st)))
-        if oid is None:
-            return None
-        if oid == ROOT_ID:
-            return self._root
-        node = self._nodes.get(oid)
-        if node is not None:
-            self._nodes.move_to_end(oid)
-        return node
+        return None if oid is None else self._cached(oid)
 
     def _ids_for(self, parent: int, items) -> list[Node]:
         """Nodes for [(name, stat)] entries of directory `parent`; one query and one
