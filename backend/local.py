@@ -5,10 +5,10 @@ the state directory until it is published by one `rename(2)`, so readers only ev
 versions.
 
 Use: `LocalBackend(export_dir, state_dir=None, *, durable=True, node_cache=8192, dir_fds=512,
-read_fds=64, listings=16, listing_memo=16384)`; beyond `Backend`: `problems()` (state files that could not be used
-at start-up, as (path, reason)), `close()` (also a context manager). Staging objects are
-`LocalStaging`: beyond `Staging` they have `quarantined`, `gone`, `target`, `verifier`;
-their `backend` is held weakly (no reference cycle).
+read_fds=64, listings=16, listing_memo=16384)`; beyond `Backend`: `problems()` (state files
+that could not be used at start-up, as (path, reason)), `close()` (also a context manager).
+Staging objects are `LocalStaging`: beyond `Staging` they have `quarantined`, `gone`,
+`target`, `verifier`; their `backend` is held weakly (no reference cycle).
 
 On disk
 -------

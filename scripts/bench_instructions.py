@@ -72,7 +72,8 @@ def _requests(kind, c, bfh):
 
 def instructions(code: str, kind: str, k: int) -> int:
     d = tempfile.mkdtemp(dir="/dev/shm")
-    out = tempfile.mktemp(prefix="callgrind.", dir=tempfile.gettempdir())
+    od = tempfile.mkdtemp()
+    out = os.path.join(od, "callgrind.out")
     try:
         os.makedirs(f"{d}/a/b")
         for i in range(FILES):
@@ -110,8 +111,7 @@ def instructions(code: str, kind: str, k: int) -> int:
         raise SystemExit("no totals in callgrind's output")
     finally:
         shutil.rmtree(d, ignore_errors=True)
-        if os.path.exists(out):
-            os.unlink(out)
+        shutil.rmtree(od, ignore_errors=True)
 
 
 def main() -> int:

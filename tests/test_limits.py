@@ -3,6 +3,7 @@ connections) and a full disk: NOSPC, nothing published damaged, other files go o
 
 from __future__ import annotations
 
+import errno
 import hashlib
 import os
 import socket
@@ -140,3 +141,34 @@ def test_disk_full_gives_nospc_and_damages_nothing(small_fs):
     finally:
         srv.stop()
     _ = (op, wait_for)
+
+
+def test_commit_on_a_full_disk_answers_nospc(small_fs):
+    """A sync that fails in the worker thread (here: the staging record of a new version
+    cannot be rewritten on a full disk) answers the backend's status, not SERVERFAULT, and
+    the file is written and published once there is space again."""
+    export = small_fs / "export"
+    srv = ServerProcess(export).start()
+    try:
+        c = NfsClient(*srv.address).mount()
+        root = c.root()
+        c.create_file(root, b"f", b"a" * 4096)
+        fh, sid, _ = c.open(root, b"f")  # a new version: its record is a file in staging
+        c.write(fh, sid, 0, b"b" * 4096)  # UNSTABLE: fills a page, marks the record dirty
+        filler = small_fs / "filler"
+        fd = os.open(filler, os.O_WRONLY | os.O_CREAT, 0o600)
+        try:
+            while True:
+                os.write(fd, b"\0" * 4096)
+        except OSError as e:
+            assert e.errno == errno.ENOSPC
+        finally:
+            os.close(fd)
+        assert status(c.commit, fh) == x.NFS4ERR_NOSPC
+        assert b"SERVERFAULT" not in srv.log and b"Traceback" not in srv.log
+        filler.unlink()
+        c.commit(fh)
+        c.close_file(fh, sid)
+        assert (export / "f").read_bytes() == b"b" * 4096
+    finally:
+        srv.stop()
