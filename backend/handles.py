@@ -112,8 +112,19 @@ def _statx_key_fallback(dirfd: int, name: bytes) -> bytes:
     return _STATX.pack(*_statx_fallback(dirfd, name, AT_SYMLINK_NOFOLLOW))
 
 
+def _fstatx_key_libc(fd: int) -> bytes:
+    """`statx_key` of an open fd (O_PATH fds too)."""
+    return _statx_buf(fd, b"", AT_EMPTY_PATH | AT_SYMLINK_NOFOLLOW)[:STATX_KEY_LEN]
+
+
+def _fstatx_key_fallback(fd: int) -> bytes:
+    return _STATX.pack(*_statx_fallback(fd, b"", AT_EMPTY_PATH | AT_SYMLINK_NOFOLLOW))
+
+
 statx_key = _statx_key_libc if HAVE_STATX else _statx_key_fallback
+fstatx_key = _fstatx_key_libc if HAVE_STATX else _fstatx_key_fallback
 unpack_statx = _STATX.unpack
+pack_statx = _STATX.pack  # pack_statx(*unpack_statx(raw)) == raw
 
 
 def statx(dirfd: int, name: bytes) -> tuple:
@@ -154,7 +165,8 @@ def handle_id(handle: bytes) -> int:
 class Node:
     """What the backend remembers about one object (a row of `objects`, plus memory-only hints)."""
 
-    __slots__ = ("id", "handle", "ino", "gen", "kind", "parent", "name", "verifier", "alt", "miss")
+    __slots__ = ("id", "handle", "ino", "gen", "kind", "parent", "name", "verifier", "alt", "miss",
+                 "seen")
 
     def __init__(self, oid, handle, ino, gen, kind, parent, name, verifier):
         self.id = oid
@@ -167,6 +179,9 @@ class Node:
         self.verifier = verifier
         self.alt = None  # other (parent, name) links seen (hard links), memory only
         self.miss = None  # parent ctime at the last failed search (skip re-scanning)
+        # (raw statx bytes, Attrs) of the last stat of the published object: while a new
+        # stat gives the same bytes, those Attrs are still right (see LocalBackend.getattr).
+        self.seen = None
 
     def __repr__(self):  # pragma: no cover - debugging aid
         return f"Node({self.id}, ino={self.ino}, kind={self.kind}, " \

@@ -128,8 +128,8 @@ from collections import OrderedDict
 from . import interface as I
 from .handles import (ATIME, ATIME_NS, BLOCKS, CTIME, CTIME_NS, DEV_MAJ, DEV_MIN, GID, HANDLE_LEN,
                       INO, MODE, MTIME, MTIME_NS, NLINK, RDEV_MAJ, RDEV_MIN, ROOT_ID, SIZE, UID,
-                      HandleDB, Node, fstatx, generation, handle_id, is_dir, make_handle, statx,
-                      statx_key, unpack_statx)
+                      HandleDB, Node, fstatx, fstatx_key, generation, handle_id, is_dir,
+                      make_handle, pack_statx, statx, statx_key, unpack_statx)
 from .oserror import RENAME_ERRORS, from_oserror
 
 __all__ = ["LocalBackend", "LocalStaging", "cookie_of", "check_name"]
@@ -879,6 +879,9 @@ class LocalBackend(I.Backend):
         self._listing_cap = max(1, listings)
         self._memo_cap = max(0, listing_memo)  # DirEntries kept by the cached listings, in all
         self._memo_count = 0
+        # (directory id, name) -> Node last found there by lookup_attrs; a hit is used only
+        # while the entry's statx bytes equal the node's `seen` ones. Cleared when full.
+        self._names: dict[tuple[int, bytes], Node] = {}
         self._root_user = os.geteuid() == 0
         self._xattrs: bool | None = None  # user xattrs stored? (probed on first use)
         self._rec_xattrs = record_xattrs  # None: where the file system stores user xattrs
@@ -1285,9 +1288,21 @@ class LocalBackend(I.Backend):
             if e.errno in (errno.ENOENT, errno.ENOTDIR):
                 return None
             raise
-        if st[DEV_MAJ] != self._dev[0] or st[DEV_MIN] != self._dev[1] or st[INO] == self._state_ino:
-            return None
-        return st
+        return st if self._visible(st) else None
+
+    def _visible(self, st: tuple) -> bool:
+        """Not the state directory, and on the exported file system."""
+        return st[DEV_MAJ] == self._dev[0] and st[DEV_MIN] == self._dev[1] and \
+            st[INO] != self._state_ino
+
+    def _child_raw(self, dfd: int, name: bytes):
+        """`statx_key` of an entry, or None if there is none (visibility not checked)."""
+        try:
+            return statx_key(dfd, name)
+        except OSError as e:
+            if e.errno in (errno.ENOENT, errno.ENOTDIR):
+                return None
+            raise
 
     def _child_any(self, dfd: int, name: bytes):
         """Stat of any entry (hidden ones too) or None; for names about to be created/replaced."""
@@ -1417,9 +1432,35 @@ class LocalBackend(I.Backend):
                     s = self._view(sts, viewer)
                     if s is not None:
                         return s.attrs()
-                return _attrs(self._stat_node(node), node.id)
+                return self._node_attrs(node)
             except OSError as e:
                 raise from_oserror(e) from None
+
+    def _node_attrs(self, node: Node) -> I.Attrs:
+        """Attributes of a published object (Stale if it is gone). While a new statx gives the
+        bytes it gave last time, the Attrs made then are handed out again (`Node.seen`)."""
+        seen = node.seen
+        if seen is not None and self._restat(node) == seen[0]:
+            return seen[1]
+        st = self._stat_node(node)
+        a = _attrs(st, node.id)
+        node.seen = (pack_statx(*st), a)
+        return a
+
+    def _restat(self, node: Node):
+        """`statx_key` of a published object where it was last found, or None (not there, or
+        its directory not at hand): `_stat_node` then finds it the long way."""
+        try:
+            if node.kind == DIR:
+                return fstatx_key(self._dirfd(node))
+            if node.name is None or node.parent is None:
+                return None
+            p = self._cached(node.parent)
+            if p is None or p.kind != DIR:
+                return None
+            return statx_key(self._dirfd(p), node.name)
+        except (OSError, I.BackendError):
+            return None
 
     def lookup(self, dir, name, viewer=None) -> bytes:
         return self.lookup_attrs(dir, name, viewer, False)[0]
@@ -1434,10 +1475,25 @@ class LocalBackend(I.Backend):
                     if mine:
                         s = mine[-1]
                         return s.handle, (s.attrs() if want_attrs else None)
-                st = self._child(dfd, name)
-                if st is None:
+                raw = self._child_raw(dfd, name)
+                if raw is None:
                     raise self._not_found(dfd)
-                child = self._id_for(st, node.id, name)
+                key = (node.id, name)
+                child = self._names.get(key)
+                seen = None if child is None else child.seen
+                if seen is not None and seen[0] == raw and self._cached(child.id) is child:
+                    a = seen[1]  # the same object, unchanged since it was last looked up here
+                else:
+                    st = unpack_statx(raw)
+                    if not self._visible(st):
+                        raise self._not_found(dfd)
+                    child = self._id_for(st, node.id, name)
+                    a = _attrs(st, child.id)
+                    child.seen = (raw, a)
+                    names = self._names
+                    if len(names) >= self._node_cap:
+                        names.clear()
+                    names[key] = child
                 if not want_attrs:
                     return child.handle, None
                 sts = self._by_oid.get(child.id)
@@ -1445,7 +1501,7 @@ class LocalBackend(I.Backend):
                     s = self._view(sts, viewer)
                     if s is not None:
                         return child.handle, s.attrs()
-                return child.handle, _attrs(st, child.id)
+                return child.handle, a
             except OSError as e:
                 raise from_oserror(e) from None
 

@@ -67,6 +67,9 @@ MEMO_KEEPS = frozenset({
     x.OP_GETFH, x.OP_SAVEFH, x.OP_RESTOREFH, x.OP_ACCESS,
 })
 FIRST_41 = 40  # operations numbered from here on are NFSv4.1 and later
+# Operations that `_gate` lets through without a look once SEQUENCE has opened a session
+# (anything but SEQUENCE itself, ILLEGAL and the 4.0-only operations).
+IN_SESSION = frozenset(set(x.OP_NAMES) - {x.OP_SEQUENCE, x.OP_ILLEGAL} - ONLY_40)
 
 
 class Encoded:
@@ -302,10 +305,11 @@ class Compound:
             ctx.opindex = i
             if opnum not in MEMO_KEEPS:
                 ctx.memo = None
-            status = self._gate(ctx, opnum, r)
-            if status:
-                results.append((opnum, self.err_res[opnum](status)))
-                return self._finish(r)
+            if i == 0 or ctx.session is None or opnum not in IN_SESSION:
+                status = self._gate(ctx, opnum, r)
+                if status:
+                    results.append((opnum, self.err_res[opnum](status)))
+                    return self._finish(r)
             try:
                 res = handlers[opnum](ctx, args)
             except NFS4Error as e:
@@ -313,7 +317,10 @@ class Compound:
             except Exception:  # noqa: BLE001 - a bug must not take the connection down
                 log.exception("operation %s failed", x.OP_NAMES.get(opnum, opnum))
                 res = self.err_res[opnum](x.NFS4ERR_SERVERFAULT)
-            if is_deferred(res):
+            deferred = _deferred_types.get(type(res))
+            if deferred is None:
+                deferred = is_deferred(res)
+            if deferred:
                 r.pending_op = opnum
                 if r.deferred is None:
                     r.deferred = defer.Deferred()

@@ -455,6 +455,41 @@ def test_unchanged_entries_are_handed_out_again(mk, export, monkeypatch):
     assert fourth[b"a"].handle == first[b"a"].handle
 
 
+def test_unchanged_objects_keep_their_attributes_object(b, export):
+    """lookup_attrs and getattr hand out the same Attrs object while the object's statx is
+    unchanged, and new, current ones after any local change: chmod, a rewrite, another file
+    renamed over the name, the directory's own mode, a hard link."""
+    d = export / "d"
+    d.mkdir()
+    (d / "f").write_bytes(b"x")
+    dh, da = b.lookup_attrs(b.root(), b"d")
+    fh, fa = b.lookup_attrs(dh, b"f")
+    assert b.lookup_attrs(dh, b"f") == (fh, fa) and b.lookup_attrs(dh, b"f")[1] is fa
+    assert b.getattr(fh) is b.getattr(fh) and b.getattr(fh) == fa
+    assert b.getattr(dh) is b.getattr(dh) and b.getattr(dh) == da
+
+    os.chmod(d / "f", 0o600)
+    h2, a2 = b.lookup_attrs(dh, b"f")
+    assert h2 == fh and a2.mode == 0o600 and b.getattr(fh).mode == 0o600
+    (d / "f").write_bytes(b"longer")
+    assert b.lookup_attrs(dh, b"f")[1].size == 6 and b.getattr(fh).size == 6
+    os.link(d / "f", d / "g")
+    assert b.getattr(fh).nlink == 2 and b.lookup_attrs(dh, b"f")[1].nlink == 2
+
+    (d / "new").write_bytes(b"other file")
+    os.replace(d / "new", d / "f")  # another object under the same name
+    h3, a3 = b.lookup_attrs(dh, b"f")
+    assert h3 != fh and a3.size == 10 and a3.fileid != fa.fileid
+    assert b.getattr(fh).nlink == 1  # the old object, still reachable as g
+    assert b.lookup(dh, b"g") == fh
+
+    os.chmod(d, 0o700)
+    assert b.getattr(dh).mode == 0o700 and b.lookup_attrs(b.root(), b"d")[1].mode == 0o700
+    os.unlink(d / "f")
+    with pytest.raises(I.NotFound):
+        b.lookup_attrs(dh, b"f")
+
+
 def test_listing_memo_is_bounded_across_directories(mk, export, monkeypatch):
     monkeypatch.setattr(local, "RACY_NS", -1)
     b = mk(listing_memo=2)
@@ -1090,8 +1125,10 @@ def test_non_durable_mode(mk):
 
 def test_without_birth_time(mk, monkeypatch, export):
     """Fallback to os.stat (no statx): generation 0, everything else works."""
-    from backend import handles
+    from backend import handles, local
     monkeypatch.setattr(handles, "_statx_impl", handles._statx_fallback)
+    monkeypatch.setattr(local, "statx_key", handles._statx_key_fallback)
+    monkeypatch.setattr(local, "fstatx_key", handles._fstatx_key_fallback)
     b = mk()
     r = b.root()
     d = b.mkdir(r, b"d", 0o755, None, None)

@@ -425,3 +425,39 @@ def test_getattr_after_lookup_shows_the_writers_staged_size(client, user, tdir):
     assert _lookup_getattr(user, fh, b"g")[x.FATTR4_SIZE] == 3
     client.close_file(ffh, sid)
     assert _lookup_getattr(user, fh, b"g")[x.FATTR4_SIZE] == 10
+
+
+def test_lookup_by_path_follows_local_changes(client, tdir):
+    """The nfs4fs stat request (PUTROOTFH, LOOKUP per component, GETATTR), repeated: the
+    answer follows a local chmod, rewrite and replacement of the file and a chmod of its
+    directory, though unchanged objects' attributes are reused between requests."""
+    path, _ = tdir
+    dname = os.path.basename(path).encode()
+    p = os.path.join(path, "f")
+    with open(p, "wb") as f:
+        f.write(b"x")
+    want = (x.FATTR4_FILEID, x.FATTR4_MODE, x.FATTR4_SIZE, x.FATTR4_CHANGE)
+
+    def stat_by_path():
+        r = client.call([op("PUTROOTFH"), op("LOOKUP", dname), op("GETATTR", attr_request(*want)),
+                         op("LOOKUP", b"f"), op("GETFH"), op("GETATTR", attr_request(*want))])
+        return (decode_attrs(r[2].value.obj_attributes), r[4].value.object,
+                decode_attrs(r[5].value.obj_attributes))
+
+    d0, fh0, a0 = stat_by_path()
+    assert stat_by_path() == (d0, fh0, a0)
+    assert client.getattr(fh0, want) == a0  # PUTFH + GETATTR
+    os.chmod(p, 0o600)
+    assert client.getattr(fh0, (x.FATTR4_MODE,))[x.FATTR4_MODE] == 0o600
+    _, fh1, a1 = stat_by_path()
+    assert fh1 == fh0 and a1[x.FATTR4_MODE] == 0o600 and a1[x.FATTR4_CHANGE] != a0[x.FATTR4_CHANGE]
+    with open(p, "ab") as f:
+        f.write(b"yz")
+    assert stat_by_path()[2][x.FATTR4_SIZE] == 3
+    with open(p + ".new", "wb") as f:
+        f.write(b"other")
+    os.replace(p + ".new", p)
+    _, fh2, a2 = stat_by_path()
+    assert fh2 != fh0 and a2[x.FATTR4_SIZE] == 5 and a2[x.FATTR4_FILEID] != a0[x.FATTR4_FILEID]
+    os.chmod(path, 0o700)
+    assert stat_by_path()[0][x.FATTR4_MODE] == 0o700
