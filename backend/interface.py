@@ -43,7 +43,7 @@ Errors are the `BackendError` subclasses below; the protocol layer maps each to 
 from __future__ import annotations
 
 import enum
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 HANDLE_MAX = 64
 NAME_MAX = 255
@@ -200,6 +200,10 @@ class Attrs:
     mtime_ns: int
     ctime_ns: int
     change: int  # moves whenever content or attributes change, also by local programs
+    # Left to the protocol layer: what it derived from these attributes (GETATTR's encoded
+    # reply). A backend that hands out the same Attrs object again, because nothing changed,
+    # lets that be reused; a new object starts empty.
+    memo: object = field(default=None, compare=False, repr=False)
 
 
 @dataclass(slots=True)

@@ -461,3 +461,25 @@ def test_lookup_by_path_follows_local_changes(client, tdir):
     assert fh2 != fh0 and a2[x.FATTR4_SIZE] == 5 and a2[x.FATTR4_FILEID] != a0[x.FATTR4_FILEID]
     os.chmod(path, 0o700)
     assert stat_by_path()[0][x.FATTR4_MODE] == 0o700
+
+
+def test_getattr_of_an_unchanged_file_follows_the_bitmap_and_free_space(client, tdir):
+    """GETATTR replies of an unchanged object are kept, per bitmap; space figures are not."""
+    path, fh = tdir
+    ffh = client.create_file(fh, b"f", b"abc")
+    assert client.getattr(ffh, (x.FATTR4_SIZE,)) == {x.FATTR4_SIZE: 3}
+    assert client.getattr(ffh, (x.FATTR4_SIZE, x.FATTR4_MODE)) == \
+        {x.FATTR4_SIZE: 3, x.FATTR4_MODE: 0o644}
+    assert client.getattr(ffh, (x.FATTR4_SIZE,)) == {x.FATTR4_SIZE: 3}
+    free = (x.FATTR4_SIZE, x.FATTR4_SPACE_FREE)
+    before = client.getattr(ffh, free)
+    with open(os.path.join(os.path.dirname(path), f"filler-{os.getpid()}"), "wb") as f:
+        f.write(os.urandom(8 << 20))  # 8 MiB elsewhere on the same file system
+        f.flush()
+        os.fsync(f.fileno())
+    try:
+        after = client.getattr(ffh, free)
+    finally:
+        os.unlink(f.name)
+    assert after[x.FATTR4_SIZE] == 3
+    assert after[x.FATTR4_SPACE_FREE] != before[x.FATTR4_SPACE_FREE]

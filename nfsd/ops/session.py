@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import struct
+
+from ..compound import Encoded
 from ..errors import NFS4Error
 from ..state.model import ChannelAttrs
 from ..xdr import nfs4 as x
@@ -118,14 +121,14 @@ def op_sequence(ctx, a):
     if session.flags & x.CREATE_SESSION4_FLAG_CONN_BACK_CHAN and \
             not any(not c.closed for c in session.back_conns):
         flags |= x.SEQ4_STATUS_CB_PATH_DOWN_SESSION
-    return x.SEQUENCE4res(x.NFS4_OK, x.SEQUENCE4resok(
-        sr_sessionid=session.sessionid,
-        sr_sequenceid=a.sa_sequenceid,
-        sr_slotid=a.sa_slotid,
-        sr_highest_slotid=top,
-        sr_target_highest_slotid=top,
-        sr_status_flags=flags,
-    ))
+    # SEQUENCE4res, status NFS4_OK, packed in one go (it starts every 4.1 COMPOUND).
+    return Encoded(x.NFS4_OK, _SEQ_OK.pack(x.NFS4_OK, session.sessionid, a.sa_sequenceid,
+                                           a.sa_slotid, top, top, flags))
+
+
+# SEQUENCE4res with NFS4_OK: status, sr_sessionid (16 bytes), sequenceid, slotid,
+# highest_slotid, target_highest_slotid, status_flags (RFC 8881 section 18.46.2).
+_SEQ_OK = struct.Struct(">I16sIIIII")
 
 
 def op_destroy_session(ctx, a):
