@@ -119,9 +119,9 @@ class Ctx:
         self.reqsize = reqsize
         self.drc_key = None
         self.nonidem = False
-        # (FileRef, Attrs) that the last LOOKUP found, for a LOOKUP or GETATTR right after it
-        # in this COMPOUND (one statx instead of two); dropped before any operation that is
-        # not in MEMO_KEEPS, so nothing that changes a file ever sees it.
+        # (FileRef, Attrs) that the last LOOKUP or PUTFH found, for a LOOKUP or GETATTR right
+        # after it in this COMPOUND (one statx instead of two); dropped before any operation
+        # that is not in MEMO_KEEPS, so nothing that changes a file ever sees it.
         self.memo = None
 
     @property

@@ -7,7 +7,7 @@ from backend.interface import HANDLE_MAX, Kind
 
 from ..errors import NFS4Error
 from ..xdr import nfs4 as x
-from .common import call, check_fh, check_name, dir_attrs, getattr_, require, viewer
+from .common import call, check_name, dir_attrs, getattr_, require, viewer
 from .. import access
 
 
@@ -28,11 +28,14 @@ def op_putfh(ctx, a):
     if len(fh.handle) > HANDLE_MAX:
         # No backend makes handles this long: malformed, not stale (RFC 8881 15.1.2.1).
         raise NFS4Error(x.NFS4ERR_BADHANDLE)
-    check_fh(ctx, fh)
+    # STALE unless the object is live (or open). The attributes this finds are the ones a
+    # GETATTR (or LOOKUP's directory check) right after it would fetch: kept in Ctx.memo.
+    a = getattr_(ctx, fh)
     if _under_construction_elsewhere(ctx, fh):
         # Not published: for every other client it does not exist (docs/semantics.md rule 2).
         raise NFS4Error(x.NFS4ERR_STALE)
     ctx.enter(fh)  # a client outside the export's host list gets ACCESS, never data
+    ctx.memo = (fh, a)
     ctx.cur_sid = None
     return x.PUTFH4res(x.NFS4_OK)
 
