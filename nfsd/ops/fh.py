@@ -6,6 +6,7 @@ from __future__ import annotations
 from backend.interface import HANDLE_MAX, Kind
 
 from ..errors import NFS4Error
+from ..exports import FileRef
 from ..xdr import nfs4 as x
 from .common import call, check_name, dir_attrs, getattr_, require, viewer
 from .. import access
@@ -81,11 +82,17 @@ def op_lookup(ctx, a):
     d = dir_attrs(ctx, fh)
     name = check_name(a.objname, ctx.minor)
     require(ctx, d, access.X)
-    ref, a = ctx.server.exports.lookup_attrs(fh, name, ctx.host, viewer(ctx))
-    if ref.export is fh.export:
-        ctx.cfh = ref
+    exports = ctx.server.exports
+    e = fh.export
+    if e is not exports.pseudo:  # within one export: straight to its backend
+        h, a = call(e.backend.lookup_attrs, fh.handle, name, viewer(ctx))
+        ref = ctx.cfh = FileRef(e, h)
     else:
-        ctx.enter(ref)  # from the pseudo file system into an export
+        ref, a = exports.lookup_attrs(fh, name, ctx.host, viewer(ctx))
+        if ref.export is e:
+            ctx.cfh = ref
+        else:
+            ctx.enter(ref)  # from the pseudo file system into an export
     if a is not None:
         ctx.memo = (ref, a)  # for a LOOKUP or GETATTR that follows (see Ctx.memo)
     ctx.cur_sid = None
