@@ -121,7 +121,30 @@ def _fstatx_key_fallback(fd: int) -> bytes:
     return _STATX.pack(*_statx_fallback(fd, b"", AT_EMPTY_PATH | AT_SYMLINK_NOFOLLOW))
 
 
+def _statx_keys_libc(dirfd: int, names) -> list:
+    """`statx_key` of each name in `dirfd`, None where statx fails: one Python call for a
+    batch of READDIR entries instead of two per entry."""
+    try:
+        buf = _tls.buf
+    except AttributeError:
+        buf = _tls.buf = ctypes.create_string_buffer(256)
+    fn, n, mask = _libc_statx, STATX_KEY_LEN, STATX_BASIC_STATS | STATX_BTIME
+    return [None if fn(dirfd, name, AT_SYMLINK_NOFOLLOW, mask, buf) else buf[:n]
+            for name in names]
+
+
+def _statx_keys_fallback(dirfd: int, names) -> list:
+    out = []
+    for name in names:
+        try:
+            out.append(_statx_key_fallback(dirfd, name))
+        except OSError:
+            out.append(None)
+    return out
+
+
 statx_key = _statx_key_libc if HAVE_STATX else _statx_key_fallback
+statx_keys = _statx_keys_libc if HAVE_STATX else _statx_keys_fallback
 fstatx_key = _fstatx_key_libc if HAVE_STATX else _fstatx_key_fallback
 unpack_statx = _STATX.unpack
 pack_statx = _STATX.pack  # pack_statx(*unpack_statx(raw)) == raw

@@ -129,7 +129,8 @@ from . import interface as I
 from .handles import (ATIME, ATIME_NS, BLOCKS, CTIME, CTIME_NS, DEV_MAJ, DEV_MIN, GID, HANDLE_LEN,
                       INO, MODE, MTIME, MTIME_NS, NLINK, RDEV_MAJ, RDEV_MIN, ROOT_ID, SIZE, UID,
                       HandleDB, Node, fstatx, fstatx_key, generation, handle_id, is_dir,
-                      make_handle, pack_statx, statx, statx_key, unpack_statx)
+                      make_handle, pack_statx, statx, statx_key, statx_keys,
+                      unpack_statx)
 from .oserror import RENAME_ERRORS, from_oserror
 
 __all__ = ["LocalBackend", "LocalStaging", "cookie_of", "check_name"]
@@ -1617,14 +1618,11 @@ class LocalBackend(I.Backend):
                 todo = []
                 made = {}
                 stop = min(i + size, n)
-                for j in range(i, stop):
+                js = [j for j in range(i, stop) if names[j] not in shadow]
+                for j, raw in zip(js, statx_keys(lfd, [names[j] for j in js])):
+                    if raw is None:
+                        continue  # gone since the listing was read
                     name = names[j]
-                    if name in shadow:
-                        continue
-                    try:
-                        raw = statx_key(lfd, name)
-                    except OSError:
-                        continue
                     if memo is not None:
                         hit = memo.get(name)
                         if hit is not None and hit[0] == raw:

@@ -1129,6 +1129,7 @@ def test_without_birth_time(mk, monkeypatch, export):
     monkeypatch.setattr(handles, "_statx_impl", handles._statx_fallback)
     monkeypatch.setattr(local, "statx_key", handles._statx_key_fallback)
     monkeypatch.setattr(local, "fstatx_key", handles._fstatx_key_fallback)
+    monkeypatch.setattr(local, "statx_keys", handles._statx_keys_fallback)
     b = mk()
     r = b.root()
     d = b.mkdir(r, b"d", 0o755, None, None)
