@@ -490,6 +490,22 @@ def test_unchanged_objects_keep_their_attributes_object(b, export):
         b.lookup_attrs(dh, b"f")
 
 
+def test_entry_removed_during_a_listing_is_left_out(b, export):
+    """Entries are stat'ed in batches as the listing is read: one removed locally after the
+    listing began, before its batch, is skipped, and the others all come."""
+    d = export / "d"
+    d.mkdir()
+    for i in range(40):
+        (d / f"f{i}").write_bytes(b"")
+    dh = b.lookup(b.root(), b"d")
+    order = [e.name for e in b.readdir(dh, 0)]
+    it = iter(b.readdir(dh, 0))
+    first = next(it)
+    os.unlink(d / order[-1].decode())
+    rest = [e.name for e in it]
+    assert [first.name] + rest == order[:-1]
+
+
 def test_listing_memo_is_bounded_across_directories(mk, export, monkeypatch):
     monkeypatch.setattr(local, "RACY_NS", -1)
     b = mk(listing_memo=2)
