@@ -1283,13 +1283,8 @@ class LocalBackend(I.Backend):
 
     def _child(self, dfd: int, name: bytes):
         """Stat of a visible entry, or None (absent, the state dir, another file system)."""
-        try:
-            st = statx(dfd, name)
-        except OSError as e:
-            if e.errno in (errno.ENOENT, errno.ENOTDIR):
-                return None
-            raise
-        return st if self._visible(st) else None
+        st = self._child_any(dfd, name)
+        return st if st is not None and self._visible(st) else None
 
     def _visible(self, st: tuple) -> bool:
         """Not the state directory, and on the exported file system."""
@@ -1307,12 +1302,8 @@ class LocalBackend(I.Backend):
 
     def _child_any(self, dfd: int, name: bytes):
         """Stat of any entry (hidden ones too) or None; for names about to be created/replaced."""
-        try:
-            return statx(dfd, name)
-        except OSError as e:
-            if e.errno in (errno.ENOENT, errno.ENOTDIR):
-                return None
-            raise
+        raw = self._child_raw(dfd, name)
+        return None if raw is None else unpack_statx(raw)
 
     def _not_found(self, dfd: int) -> I.BackendError:
         try:

@@ -30,10 +30,10 @@ def op_getattr(ctx, a):
     plan = attrs.plan(req, ctx.minor)
     if plan.needs_fs:  # file system statistics: current at every request
         return x.GETATTR4res(x.NFS4_OK, x.GETATTR4resok(attrs.encode(req, source(ctx, fh, at))))
-    # The reply depends only on the Attrs, the plan, the filehandle and the lease time; a
-    # backend hands out the same Attrs object while the object is unchanged, so the encoded
-    # reply is kept on it (Attrs.memo).
-    key = (plan, fh.wire, ctx.server.store.lease_time)
+    # The reply depends only on the Attrs, the plan, the filehandle, the lease time and the
+    # export table (an export root's mounted_on_fileid); a backend hands out the same Attrs
+    # object while the object is unchanged, so the encoded reply is kept on it (Attrs.memo).
+    key = (plan, fh.wire, ctx.server.store.lease_time, ctx.server.exports)
     m = at.memo
     if m is not None and m[0] == key:
         return m[1]
