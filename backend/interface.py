@@ -419,9 +419,15 @@ class Backend:
         """Start a private new version of a published regular file."""
         raise NotImplementedError
 
-    def publish(self, staging: Staging) -> None:  # pragma: no cover
+    def publish(self, staging: Staging, sync: bool = True):  # pragma: no cover
         """Atomically make the staging object's content published. Raises Gone if its name was
-        removed (the staging object is discarded then). The staging object is finished after."""
+        removed (the staging object is discarded then). The staging object is finished after.
+
+        sync=True: the publish is durable when this returns (None is returned). sync=False:
+        it is visible when this returns, and the returned callable (or None if it is durable
+        already: a backend whose syncs are fast may do them at once) makes it durable: it
+        blocks (call it in a worker thread), raises BackendError if that fails, and publishes
+        whose callables run at the same time share their syncs (group commit)."""
         raise NotImplementedError
 
     def discard(self, staging: Staging) -> None:  # pragma: no cover

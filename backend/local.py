@@ -126,6 +126,7 @@ import weakref
 from collections import OrderedDict
 
 from . import interface as I
+from .groupsync import GroupSync
 from .handles import (ATIME, ATIME_NS, BLOCKS, CTIME, CTIME_NS, DEV_MAJ, DEV_MIN, GID, HANDLE_LEN,
                       INO, MODE, MTIME, MTIME_NS, NLINK, RDEV_MAJ, RDEV_MIN, ROOT_ID, SIZE, UID,
                       HandleDB, Node, fstatx, fstatx_key, generation, handle_id, is_dir,
@@ -143,6 +144,7 @@ _O_LISTDIR = os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC
 _O_READ = os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC | os.O_NONBLOCK
 _COPY_FALLBACK = {errno.EXDEV, errno.EINVAL, errno.ENOSYS, errno.EOPNOTSUPP, errno.EBADF}
 _HAVE_PROC_FD = os.path.isdir("/proc/self/fd")
+_STAGING_KEY = "staging"  # GroupSync key of the staging directory (directories: their ids)
 
 _KIND = {
     _stat.S_IFREG: I.Kind.REG, _stat.S_IFDIR: I.Kind.DIR, _stat.S_IFLNK: I.Kind.LNK,
@@ -318,6 +320,7 @@ class LocalStaging(I.Staging):
     def __init__(self, *, backend, sid, handle, is_new, viewer, record, fd, ino, gen,
                  staging_fd, size, created_ns):
         self._backend = weakref.ref(backend)  # no cycle: dropping the backend frees it
+        self._syncs = backend._syncs  # the staging directory's fsyncs are shared (group commit)
         self.id = sid
         self.handle = handle
         self.oid = handle_id(handle)
@@ -705,7 +708,7 @@ class LocalStaging(I.Staging):
                         os.fsync(self.fd)
                         self._unsynced = False
                         if not self._entry_durable:
-                            os.fsync(self._sfd)
+                            self._syncs.sync(_STAGING_KEY, self._sfd)
                             self._entry_durable = True
             else:
                 self._write_file_record(data, durable, first)
@@ -741,7 +744,7 @@ class LocalStaging(I.Staging):
         if not first:
             os.rename(tmp, self.record_name, src_dir_fd=self._sfd, dst_dir_fd=self._sfd)
         if durable:
-            os.fsync(self._sfd)
+            self._syncs.sync(_STAGING_KEY, self._sfd)
 
     def _close(self) -> None:
         with self._rlock:
@@ -862,15 +865,21 @@ class LocalBackend(I.Backend):
     kept to be handed out again while unchanged, in all; about 1.2 KiB each with the protocol
     layer's encoded form; 0 turns it off), `record_xattrs` (keep new files' staging records in
     an attribute of the data file: default where the file system stores user xattrs; False:
-    always a .rec file). Extra methods: `problems()`, `close()`.
+    always a .rec file), `inline_sync` (seconds: `publish(sync=False)` fsyncs the directory at
+    once while fsyncs average under this, else returns the fsync to run in a worker thread;
+    default 0.001). Extra methods: `problems()`, `close()`.
     """
 
     def __init__(self, export_dir, state_dir=None, *, durable: bool = True,
                  node_cache: int = 8192, dir_fds: int = 512, read_fds: int = 64,
                  listings: int = 16, record_xattrs: bool | None = None,
-                 listing_memo: int = 16384):
+                 listing_memo: int = 16384, inline_sync: float = 0.001):
         self._guard = _Guard()
         self._durable = durable
+        # publish(sync=False) still fsyncs the directory itself while fsyncs average under
+        # this (seconds): on fast disks a hand-off to a thread costs more than the fsync.
+        self._inline_sync = inline_sync
+        self._syncs = GroupSync()  # directory fsyncs, shared by callers that arrive together
         self._node_cap = max(16, node_cache)
         self._dirfd_cap = max(4, dir_fds)
         self._reader_cap = max(1, read_fds)
@@ -2318,15 +2327,25 @@ class LocalBackend(I.Backend):
             self._register(s)
         return s
 
-    def publish(self, staging: LocalStaging) -> None:
+    def publish(self, staging: LocalStaging, sync: bool = True):
         s = staging
         s._check()
-        if s.is_new:
-            self._publish_new(s)
-        else:
-            self._publish_version(s)
+        pending = self._publish_new(s) if s.is_new else self._publish_version(s)
+        if pending is None:
+            return None
+        if sync or self._syncs.typical < self._inline_sync:
+            self._sync_dir(*pending)
+            return None
+        done = False
 
-    def _publish_new(self, s: LocalStaging) -> None:
+        def make_durable():
+            nonlocal done
+            if not done:
+                done = True
+                self._sync_dir(*pending)
+        return make_durable
+
+    def _publish_new(self, s: LocalStaging):
         if s.gone:
             self.discard(s)
             raise I.Gone("the name was removed")
@@ -2371,12 +2390,13 @@ class LocalBackend(I.Backend):
                 if node is not None:
                     node.parent, node.name = dnode.id, name
                 self._finish(s, published=True)
-                sync_fd = os.open(".", _O_LISTDIR, dir_fd=dfd) if self._durable else None
+                if not self._durable:
+                    return None
+                return dnode.id, os.open(".", _O_LISTDIR, dir_fd=dfd)
             except OSError as e:
                 raise from_oserror(e, RENAME_ERRORS) from None
-        self._fsync_dir(sync_fd)
 
-    def _publish_version(self, s: LocalStaging) -> None:
+    def _publish_version(self, s: LocalStaging):
         if s.gone:
             self.discard(s)
             raise I.Gone("the file was removed")
@@ -2385,7 +2405,7 @@ class LocalBackend(I.Backend):
         if not s.dirty:
             with self._guard:
                 self._finish(s)  # nothing written: the published version stays
-            return
+            return None
         try:
             s._fill()
             if self._durable and s._unsynced:
@@ -2416,10 +2436,11 @@ class LocalBackend(I.Backend):
                 self._drop_reader(node.id)
                 self._dir_changed(node.parent)
                 self._finish(s, published=True)
-                sync_fd = os.open(".", _O_LISTDIR, dir_fd=pfd) if self._durable else None
+                if not self._durable:
+                    return None
+                return node.parent, os.open(".", _O_LISTDIR, dir_fd=pfd)
             except OSError as e:
                 raise from_oserror(e, RENAME_ERRORS) from None
-        self._fsync_dir(sync_fd)
 
     @staticmethod
     def _newer_ctime(fd: int, old: int) -> tuple:
@@ -2433,11 +2454,11 @@ class LocalBackend(I.Backend):
             st = fstatx(fd)
         return st
 
-    def _fsync_dir(self, fd) -> None:
-        if fd is None:
-            return
+    def _sync_dir(self, key, fd: int) -> None:
+        """fsync of the directory `fd` (whose id is `key`), shared with other publishes into
+        it that arrive at the same time; closes fd."""
         try:
-            os.fsync(fd)
+            self._syncs.sync(key, fd)
         except OSError as e:
             raise from_oserror(e) from None
         finally:

@@ -29,7 +29,7 @@ def _serve(args) -> int:
         retire_after=args.retire_after, delegations=not args.no_delegations,
         max_connections=args.max_connections, idle_timeout=args.idle_timeout,
         max_clients=args.max_clients, max_opens_per_client=args.max_opens_per_client,
-        metrics=args.metrics,
+        metrics=args.metrics, inline_fsync=args.inline_fsync_ms / 1000,
     )
     try:
         running = build(cfg, reactor)
@@ -150,6 +150,10 @@ def main(argv=None) -> int:
                    help="never hand out read delegations (no callbacks to clients)")
     s.add_argument("--metrics", metavar="ADDR:PORT", default=None,
                    help="serve Prometheus metrics over HTTP at ADDR:PORT/metrics")
+    s.add_argument("--inline-fsync-ms", type=float, default=1.0, metavar="MS",
+                   help="a publish's directory fsync runs on the event loop while fsyncs "
+                        "average under MS ms, else in a worker thread shared by concurrent "
+                        "publishes (default 1; 0: always in threads)")
     s.add_argument("-v", "--verbose", action="store_true", help="log every request")
     s.set_defaults(fn=_serve)
     ex = sub.add_parser("exports", help="exports file tools")

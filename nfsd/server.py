@@ -50,6 +50,9 @@ class Config:
     max_clients: int = 10_000
     max_opens_per_client: int = 10_000
     metrics: str | None = None  # ADDR:PORT of the Prometheus endpoint (nfsd/metrics.py)
+    # directory fsyncs of a publish run on the event loop while they average under this
+    # (seconds); slower ones run in worker threads, shared by concurrent publishes
+    inline_fsync: float = 0.001
     extra: dict = field(default_factory=dict)
 
 
@@ -156,7 +159,8 @@ def open_exports(config: Config, reuse: dict | None = None) -> list[Export]:
     `reuse` maps directories to backends already open (a reload keeps them)."""
     reuse = reuse or {}
     if config.exports_file is None:
-        backend = reuse.get(config.directory) or LocalBackend(config.directory, config.state_dir)
+        backend = reuse.get(config.directory) or LocalBackend(
+            config.directory, config.state_dir, inline_sync=config.inline_fsync)
         return [single_export(config.directory, backend)]
     exports = parse_exports(config.exports_file)
     opened = []
@@ -164,7 +168,7 @@ def open_exports(config: Config, reuse: dict | None = None) -> list[Export]:
         for e in exports:
             e.backend = reuse.get(e.directory)
             if e.backend is None:
-                e.backend = LocalBackend(e.directory)
+                e.backend = LocalBackend(e.directory, inline_sync=config.inline_fsync)
                 opened.append(e.backend)
     except BaseException:
         for b in opened:

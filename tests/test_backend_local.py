@@ -11,6 +11,7 @@ import subprocess
 import sys
 import textwrap
 import threading
+import time
 
 import pytest
 from hypothesis import HealthCheck, given, settings
@@ -815,6 +816,103 @@ def test_staging_matches_posix_model(tmp_path_factory, base, ops, trunc):
         assert read_all(b, f) == bytes(model)
     finally:
         b.close()
+
+
+# --------------------------------------------------------------------------- group commit
+def _gated_fsync(syncs, callers, then=os.fsync):
+    """An fsync whose first call waits until `callers` calls of syncs.sync() have been made
+    in all: the other callers arrive while it runs, whatever the scheduling. Later calls run
+    `then(fd, k)` (k: 2, 3, ... the number of the fsync)."""
+    done = []
+
+    def fsync(fd):
+        done.append(fd)
+        if len(done) == 1:
+            deadline = time.monotonic() + 30
+            while syncs.calls < callers:  # the others are on their way into sync()
+                assert time.monotonic() < deadline, "callers did not arrive"
+                time.sleep(0.001)
+            os.fsync(fd)
+        else:
+            then(fd, len(done))
+    return fsync
+
+
+def test_concurrent_publishes_share_their_directory_fsync(mk, export):
+    b = mk(inline_sync=0)  # always hand the fsync back (as on a slow disk)
+    root = b.root()
+    pending = []
+    for i in range(8):
+        s = b.create_staged(root, b"f%d" % i, V1, 0o644, os.getuid(), os.getgid(), False, {})
+        s.write(0, b"data %d" % i)
+        s.sync()
+        durable = b.publish(s, sync=False)
+        assert callable(durable)
+        assert (export / ("f%d" % i)).read_bytes() == b"data %d" % i  # visible at once
+        pending.append(durable)
+    calls, fsyncs = b._syncs.calls, b._syncs.fsyncs
+    b._syncs._fsync = _gated_fsync(b._syncs, calls + 8, lambda fd, k: os.fsync(fd))
+    errors = []
+
+    def run(fn):
+        try:
+            fn()
+        except Exception as e:  # noqa: BLE001 - reported below
+            errors.append(e)
+    threads = [threading.Thread(target=run, args=(fn,)) for fn in pending]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(60)
+    assert not errors and not any(t.is_alive() for t in threads)
+    assert b._syncs.calls - calls == 8
+    # the first fsync ran while all 8 arrived; one more covered the 7 that arrived during it
+    assert b._syncs.fsyncs - fsyncs == 2
+    pending[0]()  # a second call does nothing
+    assert b._syncs.calls - calls == 8
+
+
+def test_publish_fsyncs_at_once_while_fsyncs_are_fast(mk, export):
+    b = mk(inline_sync=3600.0)
+    s = b.create_staged(b.root(), b"f", V1, 0o644, os.getuid(), os.getgid(), False, {})
+    s.write(0, b"x")
+    calls = b._syncs.calls
+    assert b.publish(s, sync=False) is None
+    assert b._syncs.calls == calls + 1  # the directory's fsync, done
+    assert (export / "f").read_bytes() == b"x"
+
+
+def test_a_failed_shared_fsync_fails_every_caller_it_covered(tmp_path):
+    from backend.groupsync import GroupSync
+
+    def later(fd, k):
+        if k == 2:
+            raise OSError(errno.EIO, "injected")
+    g = GroupSync()
+    g._fsync = _gated_fsync(g, 3, later)
+    w = os.open(tmp_path, os.O_RDONLY | os.O_DIRECTORY)
+    try:
+        results = []
+
+        def run():
+            try:
+                g.sync("d", w)
+                results.append(0)
+            except OSError as e:
+                results.append(e.errno)
+        threads = [threading.Thread(target=run) for _ in range(3)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join(60)
+        # one caller ran the first fsync (fine); the two that arrived during it share the
+        # second, which failed: both get EIO
+        assert sorted(results) == sorted([0, errno.EIO, errno.EIO])
+        assert g.fsyncs == 2
+        g.sync("d", w)  # the next fsync works again
+        assert g.fsyncs == 3
+    finally:
+        os.close(w)
 
 
 # --------------------------------------------------------------------------- restart / crash

@@ -4,6 +4,7 @@ with independent client identities, against a real server process and a real fil
 from __future__ import annotations
 
 import os
+import threading
 import time
 
 import pytest
@@ -180,6 +181,57 @@ def test_rule3_new_empty_file_is_published(export, a):
     fh, sid, _ = a.open(a.root(), b"touched", create=True)
     a.close_file(fh, sid)
     assert (export / "touched").read_bytes() == b""
+
+
+def test_rule3_close_answers_after_a_directory_fsync_in_a_worker_thread(export):
+    """--inline-fsync-ms 0 (as on a slow disk): every publish's directory fsync runs in a
+    worker thread and CLOSE / OPEN_DOWNGRADE answer after it; clients writing at once all
+    publish, and NFSv4.0's seqid replay of such a CLOSE gets its answer again."""
+    srv = ServerProcess(export, "--inline-fsync-ms", "0").start()
+    try:
+        clients = [NfsClient(*srv.address, minor=m).mount() for m in (1, 1, 1, 0)]
+        errors = []
+
+        def write_files(k, c):
+            try:
+                for i in range(10):
+                    c.create_file(c.root(), b"c%d-%d" % (k, i), b"data %d %d" % (k, i))
+            except Exception as e:  # noqa: BLE001 - reported below
+                errors.append(e)
+        threads = [threading.Thread(target=write_files, args=(k, c))
+                   for k, c in enumerate(clients)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join(120)
+        assert not errors and not any(t.is_alive() for t in threads)
+        for k in range(len(clients)):
+            for i in range(10):
+                assert (export / ("c%d-%d" % (k, i))).read_bytes() == b"data %d %d" % (k, i)
+        assert staged_files(export) == []
+
+        a = clients[0]  # OPEN_DOWNGRADE that drops write access publishes
+        fh, sid, _ = a.open(a.root(), b"d", create=True)
+        a.write(fh, sid, 0, b"downgraded")
+        _, sid, _ = a.open(a.root(), b"d", access=RD)
+        r = a.call([op("PUTFH", fh), op("OPEN_DOWNGRADE", sid, 0, RD, x.OPEN4_SHARE_DENY_NONE)])
+        assert (export / "d").read_bytes() == b"downgraded"
+        a.close_file(fh, r[-1].value.open_stateid)
+
+        c40 = clients[3]  # 4.0: the CLOSE's answer is kept for its seqid once it is sent
+        fh, sid, _ = c40.open(c40.root(), b"v40", create=True)
+        c40.write(fh, sid, 0, b"four-oh", stable=x.FILE_SYNC4)
+        seqid = c40.next_seqid(b"open-owner")
+        first = c40.compound([op("PUTFH", fh), op("CLOSE", seqid, sid)], minor=0)
+        again = c40.compound([op("PUTFH", fh), op("CLOSE", seqid, sid)], minor=0)
+        assert first.status == again.status == x.NFS4_OK
+        assert again.resarray[1].value.value == first.resarray[1].value.value
+        assert (export / "v40").read_bytes() == b"four-oh"
+        for c in clients:
+            c.close()
+    finally:
+        srv.stop()
+    assert "Traceback" not in srv.text(), srv.text()
 
 
 # ---------------------------------------------------------------- rule 4: copy-on-write

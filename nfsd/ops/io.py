@@ -12,6 +12,7 @@ from backend import interface as bi
 from backend.interface import Kind
 
 from .. import access, attrs
+from ..compound import is_deferred
 from ..errors import NFS4Error, status_of
 from ..exports import FileRef
 from ..state.model import Delegation, LockState, OpenState
@@ -60,6 +61,19 @@ def sequenced(ctx, owner, seqid, opnum, body):
     except NFS4Error as e:
         store.seqid_done(owner, seqid, opnum, e.status, e.res)
         raise
+    if is_deferred(res):  # done, but the reply waits for the disk (CLOSE's publish)
+        fh = ctx.cfh
+
+        def done(r):
+            store.seqid_done(owner, seqid, opnum, 0, r, fh)
+            return r
+
+        def failed(f):
+            e = f.check(NFS4Error) and f.value
+            if e:
+                store.seqid_done(owner, seqid, opnum, e.status, e.res)
+            return f
+        return res.addCallbacks(done, failed)
     store.seqid_done(owner, seqid, opnum, 0, res, ctx.cfh)
     return res
 
@@ -326,29 +340,37 @@ def open_state(ctx, stateid, fh, unconfirmed_ok=False, generation=True) -> OpenS
 
 
 def finish_write(ctx, st: OpenState):
-    """The open stops writing: publish its staging (or drop it if nothing changed)."""
+    """The open stops writing: publish its staging (or drop it if nothing changed).
+
+    The new version is visible when this returns; it returns None, or a Deferred that fires
+    once the publish is durable too (the directory's fsync, in a worker thread, shared with
+    other publishes into that directory that arrive at the same time). The operation's reply
+    waits for it."""
     stg = st.staging
     if stg is None:
-        return
+        return None
     be = stg.backend
     st.staging = None
     if st.borrowed:
         st.borrowed = False
-        return
+        return None
     for other in ctx.server.store.writers_of(st.fh):
         if other.staging is stg:  # borrowers lose it with the publish
             other.staging = None
             other.borrowed = False
     if st.created or stg.dirty:
         try:
-            be.publish(stg)
+            durable = be.publish(stg, sync=False)
         except bi.Gone:
-            pass  # its name was removed while it was written: nothing to publish
+            return None  # its name was removed while it was written: nothing to publish
         except bi.BackendError as e:
             st.staging = stg
             raise NFS4Error(status_of(e)) from None
+        if durable is not None:
+            return ctx.server.in_thread(call, durable)
     else:
         be.discard(stg)
+    return None
 
 
 def op_close(ctx, a):
@@ -369,10 +391,10 @@ def _close(ctx, st, sid=None):
         raise NFS4Error(x.NFS4ERR_BAD_STATEID)
     if st.locks and any(ls.ranges for ls in st.locks.values()):
         raise NFS4Error(x.NFS4ERR_LOCKS_HELD)
-    finish_write(ctx, st)
+    durable = finish_write(ctx, st)
     ctx.server.store.close_open(st)
-    sid = INVALID_STATEID if ctx.minor else _sid(st)
-    return x.CLOSE4res(x.NFS4_OK, sid)
+    res = x.CLOSE4res(x.NFS4_OK, INVALID_STATEID if ctx.minor else _sid(st))
+    return res if durable is None else durable.addCallback(lambda _: res)
 
 
 def op_open_confirm(ctx, a):
@@ -403,11 +425,11 @@ def _downgrade(ctx, st, a):
         raise NFS4Error(x.NFS4ERR_INVAL)
     had_write = st.access & WRITE
     ctx.server.store.downgrade(st, share, a.share_deny)
-    if had_write and not share & WRITE:
-        finish_write(ctx, st)
+    durable = finish_write(ctx, st) if had_write and not share & WRITE else None
     sid = _sid(st)
     ctx.set_stateid(sid)
-    return x.OPEN_DOWNGRADE4res(x.NFS4_OK, x.OPEN_DOWNGRADE4resok(sid))
+    res = x.OPEN_DOWNGRADE4res(x.NFS4_OK, x.OPEN_DOWNGRADE4resok(sid))
+    return res if durable is None else durable.addCallback(lambda _: res)
 
 
 def _io_state(ctx, stateid, fh):
