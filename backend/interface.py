@@ -437,6 +437,12 @@ class Backend:
         """Every unfinished staging object (after a restart: recovered from disk)."""
         raise NotImplementedError
 
+    def sync_stats(self) -> dict:
+        """Counters of the directory syncs a backend shares among callers (group commit), for
+        metrics: `requests` (syncs asked for), `fsyncs` (syncs done), `seconds` (moving
+        average of one). Default: none."""
+        return {}
+
     def maintenance(self) -> None:
         """Upkeep that may wait for the disk (the server calls it from a worker thread every
         few seconds, never on the request path). Default: nothing."""

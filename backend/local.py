@@ -2454,6 +2454,10 @@ class LocalBackend(I.Backend):
             st = fstatx(fd)
         return st
 
+    def sync_stats(self) -> dict:
+        g = self._syncs
+        return {"requests": g.calls, "fsyncs": g.fsyncs, "seconds": g.typical}
+
     def _sync_dir(self, key, fd: int) -> None:
         """fsync of the directory `fd` (whose id is `key`), shared with other publishes into
         it that arrive at the same time; closes fd."""

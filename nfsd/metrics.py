@@ -40,11 +40,13 @@ class Metrics:
     """The counters of one server and the collector that turns them into Prometheus families.
 
     `server` is the `NfsServer` (its `store` gives the gauges); `factory` the `RpcFactory`
-    (connections), optional."""
+    (connections), optional; `backends` a callable returning the backends now in use (their
+    directory-sync counters), optional."""
 
-    def __init__(self, server, factory=None, clock=time.perf_counter):
+    def __init__(self, server, factory=None, clock=time.perf_counter, backends=None):
         self.server = server
         self.factory = factory
+        self.backends = backends
         self.clock = clock
         nb = len(BUCKETS) + 1
         # opnum -> [bucket 0, ..., bucket +Inf, sum of seconds]; not cumulative.
@@ -169,6 +171,22 @@ class Metrics:
                                   value=self.bytes_written)
         for key, value in self.gauges().items():
             yield GaugeMetricFamily("nfsd_" + key, self.GAUGE_HELP[key], value=value)
+        if self.backends is not None:
+            stats = [b.sync_stats() for b in self.backends()]
+            stats = [s for s in stats if s]
+            yield CounterMetricFamily(
+                "nfsd_directory_fsync_requests",
+                "Directory fsyncs asked for (a publish, a new file's first durable write).",
+                value=sum(s["requests"] for s in stats))
+            yield CounterMetricFamily(
+                "nfsd_directory_fsyncs",
+                "Directory fsyncs done; fewer than requested when concurrent ones are shared.",
+                value=sum(s["fsyncs"] for s in stats))
+            yield GaugeMetricFamily(
+                "nfsd_fsync_seconds",
+                "Moving average of one directory fsync (worst export); at or over "
+                "--inline-fsync-ms, publishes fsync in worker threads.",
+                value=max((s["seconds"] for s in stats), default=0.0))
 
 
 def registry_for(metrics: Metrics):

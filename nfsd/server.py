@@ -242,7 +242,8 @@ def build(config: Config, reactor=None) -> Running:
     if config.metrics:
         from .metrics import Metrics, serve
 
-        server.compound.metrics = Metrics(server, factory)
+        server.compound.metrics = Metrics(server, factory,
+                                          backends=lambda: list(running.backends))
         running.metrics_port = serve(server.compound.metrics, config.metrics, reactor)
     return running
 

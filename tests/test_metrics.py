@@ -80,6 +80,13 @@ def test_counters_histograms_and_gauges_move(served):
         c.close()
 
     assert _v(after, "nfsd_files_under_construction") == 0
+    # the new file's staging entry (FILE_SYNC write) and its publish (CLOSE) asked for one
+    # directory fsync each; none was shared (one client)
+    asked = _v(after, "nfsd_directory_fsync_requests_total") - \
+        _v(before, "nfsd_directory_fsync_requests_total")
+    done = _v(after, "nfsd_directory_fsyncs_total") - _v(before, "nfsd_directory_fsyncs_total")
+    assert asked == done == 2
+    assert _v(after, "nfsd_fsync_seconds") > 0
     assert _v(after, "nfsd_open_files") == 0
     assert _v(after, "nfsd_written_bytes_total") == 5000
     assert _v(after, "nfsd_read_bytes_total") == 5000
