@@ -25,7 +25,7 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, ROOT)
 sys.path.insert(0, os.path.join(ROOT, "tests"))
 
-from bench_instructions import FILES, WARM, _requests  # noqa: E402
+from bench_instructions import FILES, WARM, _requests, print_table  # noqa: E402
 from nfsd.client import NfsClient  # noqa: E402
 from server_proc import ServerProcess  # noqa: E402
 
@@ -84,22 +84,17 @@ def main() -> int:
     codes = args.code or [ROOT]
     print("server CPU µs per request, user + system (median of "
           f"{args.rounds} alternating rounds)\n")
-    print("| request | " + " | ".join(codes) + " |")
-    print("|---|" + "---|" * len(codes))
-    for kind in args.kinds.split(","):
+
+    def row(kind):
         runs: dict[str, list] = {c: [] for c in codes}
         for _ in range(args.rounds):
             for code in codes:
                 runs[code].append(per_request(code, kind, COUNTS[kind]))
-        row = []
         for code in codes:
             u = statistics.median(r[0] for r in runs[code])
             s = statistics.median(r[1] for r in runs[code])
-            cell = f"{u:.1f} + {s:.1f}"
-            if kind == "readdir":
-                cell += f" ({(u + s) / FILES:.2f} per entry)"
-            row.append(cell)
-        print(f"| {kind} | " + " | ".join(row) + " |", flush=True)
+            yield u + s, f"{u:.1f} + {s:.1f}"
+    print_table(codes, args.kinds.split(","), row, "{:.2f}")
     return 0
 
 

@@ -124,19 +124,28 @@ def main() -> int:
         print("valgrind is not installed (apt-get install valgrind)", file=sys.stderr)
         return 2
     codes = args.code or [ROOT]
-    print("| request | " + " | ".join(codes) + " |")
-    print("|---|" + "---|" * len(codes))
-    for kind in args.kinds.split(","):
+
+    def row(kind):
         k1, k2 = COUNTS[kind]
-        row = []
         for code in codes:
             per = (instructions(code, kind, k2) - instructions(code, kind, k1)) / (k2 - k1)
-            cell = f"{per:,.0f}"
-            if kind == "readdir":
-                cell += f" ({per / FILES:,.0f} per entry)"
-            row.append(cell)
-        print(f"| {kind} | " + " | ".join(row) + " |", flush=True)
+            yield per, f"{per:,.0f}"
+    print_table(codes, args.kinds.split(","), row, "{:,.0f}")
     return 0
+
+
+def print_table(codes, kinds, row, per_entry_format):
+    """A Markdown table, a row per request kind and a column per checkout. `row(kind)` yields
+    (number, cell text) per checkout; READDIR's cells get the number per entry added."""
+    print("| request | " + " | ".join(codes) + " |")
+    print("|---|" + "---|" * len(codes))
+    for kind in kinds:
+        cells = []
+        for per, cell in row(kind):
+            if kind == "readdir":
+                cell += f" ({per_entry_format.format(per / FILES)} per entry)"
+            cells.append(cell)
+        print(f"| {kind} | " + " | ".join(cells) + " |", flush=True)
 
 
 if __name__ == "__main__":

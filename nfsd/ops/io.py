@@ -345,7 +345,8 @@ def finish_write(ctx, st: OpenState):
     The new version is visible when this returns; it returns None, or a Deferred that fires
     once the publish is durable too (the directory's fsync, in a worker thread, shared with
     other publishes into that directory that arrive at the same time). The operation's reply
-    waits for it."""
+    waits for it; if that fsync fails, the operation answers the error (NFS4ERR_IO), while the
+    version stays published and the state change stands."""
     stg = st.staging
     if stg is None:
         return None
