@@ -26,7 +26,8 @@ On disk
 
 A new file's record is instead the REC_XATTR attribute of its data file where the file system
 stores user xattrs (`record_xattrs`): setxattr replaces it atomically and one fsync of the data
-file makes data and record durable (then the staging dir once, for the entry). The attribute is
+file makes data and record durable (then the staging dir once, for the entry, except where the
+file system makes a new file's entry durable with its fsync: ext4, xfs, btrfs, see fsinfo.py). The attribute is
 removed just after the publish rename (a crash in between leaves it on the published file,
 hidden from clients and never carried to a later version). A record too big for an attribute
 moves to a .rec file for good; at start-up a .rec file wins over an attribute.
@@ -126,6 +127,7 @@ import weakref
 from collections import OrderedDict
 
 from . import interface as I
+from .fsinfo import fsync_persists_new_entry
 from .groupsync import GroupSync
 from .handles import (ATIME, ATIME_NS, BLOCKS, CTIME, CTIME_NS, DEV_MAJ, DEV_MIN, GID, HANDLE_LEN,
                       INO, MODE, MTIME, MTIME_NS, NLINK, RDEV_MAJ, RDEV_MIN, ROOT_ID, SIZE, UID,
@@ -345,7 +347,8 @@ class LocalStaging(I.Staging):
         self._starts: list[int] = []  # written extents below the limit, sorted, disjoint
         self._ends: list[int] = []
         self._unsynced = False
-        self._rec_dirty = True
+        self._rec_dirty = True  # the record changed since it was written
+        self._rec_unsynced = False  # (xattr mode) written as it is, but not fsync'ed yet
         self._xrec = False  # the record is the data file's REC_XATTR, not a .rec file
         self._entry_durable = False  # the data file's staging directory entry was fsync'ed
         self._publishing = None
@@ -531,6 +534,12 @@ class LocalStaging(I.Staging):
         self._check()
         try:
             record = self._rec_dirty or self._record_json() != self._written_record
+            if self._xrec and not record:
+                if self._rec_unsynced:  # as written at creation: only its fsync is missing
+                    with self._rlock:
+                        if not self._finished:
+                            self._fsync_with_record()
+                    return
             # In xattr mode the record's fsync of the data file covers the data as well.
             if self._unsynced and not (record and self._xrec):
                 os.fdatasync(self.fd)
@@ -705,15 +714,26 @@ class LocalStaging(I.Staging):
                     self._to_file_record(data, durable)
                 else:
                     if durable:
-                        os.fsync(self.fd)
-                        self._unsynced = False
-                        if not self._entry_durable:
-                            self._syncs.sync(_STAGING_KEY, self._sfd)
-                            self._entry_durable = True
+                        self._fsync_with_record()
+                    self._rec_unsynced = not durable
+                    self._rec_dirty = False  # a later sync() needs only the fsync
+                    self._written_record = written
+                    return
             else:
                 self._write_file_record(data, durable, first)
             self._rec_dirty = not durable
             self._written_record = written
+
+    def _fsync_with_record(self) -> None:
+        """xattr mode, `_rlock` held: one fsync of the data file makes its data, size and
+        record attribute durable; the first time also its staging directory entry, unless
+        the file system's fsync of a new file already did (`_entry_durable` set at creation)."""
+        os.fsync(self.fd)
+        self._unsynced = False
+        self._rec_unsynced = False
+        if not self._entry_durable:
+            self._syncs.sync(_STAGING_KEY, self._sfd)
+            self._entry_durable = True
 
     def _to_file_record(self, data: bytes, durable: bool) -> None:
         """Leave xattr mode: the record becomes a file (which wins over a stale attribute at
@@ -867,13 +887,16 @@ class LocalBackend(I.Backend):
     an attribute of the data file: default where the file system stores user xattrs; False:
     always a .rec file), `inline_sync` (seconds: `publish(sync=False)` fsyncs the directory at
     once while fsyncs average under this, else returns the fsync to run in a worker thread;
-    default 0.001). Extra methods: `problems()`, `close()`.
+    default 0.001), `sync_new_entries` (fsync the staging directory after a new file's first
+    fsync, for its entry: default only where the file system does not already persist the
+    entry with the file, see backend/fsinfo.py). Extra methods: `problems()`, `close()`.
     """
 
     def __init__(self, export_dir, state_dir=None, *, durable: bool = True,
                  node_cache: int = 8192, dir_fds: int = 512, read_fds: int = 64,
                  listings: int = 16, record_xattrs: bool | None = None,
-                 listing_memo: int = 16384, inline_sync: float = 0.001):
+                 listing_memo: int = 16384, inline_sync: float = 0.001,
+                 sync_new_entries: bool | None = None):
         self._guard = _Guard()
         self._durable = durable
         # publish(sync=False) still fsyncs the directory itself while fsyncs average under
@@ -934,6 +957,10 @@ class LocalBackend(I.Backend):
             os.makedirs(staging, mode=0o700, exist_ok=True)
             self._staging_fd = os.open(staging, _O_LISTDIR)
             fds.append(self._staging_fd)
+            # Does the first fsync of a new data file also make its staging entry durable
+            # (ext4, xfs, btrfs)? Then the staging directory's own fsync is left out.
+            self._entry_with_file = fsync_persists_new_entry(self._staging_fd) \
+                if sync_new_entries is None else not sync_new_entries
             rst = fstatx(self._root_fd)
             self._dev = (rst[DEV_MAJ], rst[DEV_MIN])
             self._db = HandleDB(os.path.join(state_dir, "handles.db"))
@@ -2253,6 +2280,8 @@ class LocalBackend(I.Backend):
                     s.verifier = None if verifier is None else bytes(verifier)
                     s.dirty = True
                     s._xrec = self._record_xattrs()
+                    # (in xattr mode the first durable record is an fsync of this new file)
+                    s._entry_durable = self._entry_with_file
                     s._write_record(durable=False, first=True)
                     self._register(s)
                 except BaseException:

@@ -1573,6 +1573,27 @@ def test_record_too_big_for_an_attribute_moves_to_a_file(xb, mk, export):
     assert (export / "n").read_bytes() == b"data"
 
 
+def test_a_new_files_record_attribute_is_written_once_and_synced_with_its_data(xb, mk, export):
+    """The record set at creation is what the first FILE_SYNC write needs: that sync is one
+    fsync of the data file, the attribute is not written again; a changed record is."""
+    b = xb
+    s = b.create_staged(b.root(), b"n", V1, 0o644, None, None, False, {"k": 1})
+    path = export / ".nfsd" / "staging" / f"{s.id}.data"
+    first = os.getxattr(path, "user.nfsd.staging-record")
+    s.write(0, b"data")
+    s.sync()
+    assert os.getxattr(path, "user.nfsd.staging-record") == first  # not rewritten
+    s.set_record({"k": 2})
+    s.sync()
+    assert json.loads(os.getxattr(path, "user.nfsd.staging-record"))["record"] == {"k": 2}
+    b.close()
+    b2 = mk()
+    (t,) = b2.list_staged()
+    assert t.record == {"k": 2} and b2.problems() == []
+    b2.publish(t)
+    assert (export / "n").read_bytes() == b"data"
+
+
 def test_stale_record_attribute_left_by_a_crash_in_publish_is_hidden(xb, mk, export):
     """A crash between the publish rename and the attribute's removal leaves the record on
     the published file: clients do not see it and a new version does not copy it."""
@@ -1684,3 +1705,48 @@ def test_checkpoints_leave_the_request_path(b, export, tmp_path):
     assert {b"n0", b"n%d" % (n - 1)} <= _names_in_main_file(db, tmp_path)
     b.close()
     b.maintenance()  # after close: nothing, no error
+
+
+def test_mountinfo_names_the_file_system_of_a_device():
+    from backend.fsinfo import fs_type
+    # the kernel's own view of two mounts that always exist
+    assert fs_type(os.stat("/proc").st_dev) == "proc"
+    sample = ("22 1 8:1 / / rw,relatime shared:1 - ext4 /dev/sda1 rw\n"
+              "23 22 0:21 / /tmp rw master:2 shared:3 - tmpfs tmpfs rw,size=64k\n"
+              "24 22 0:33 /sub /mnt rw - xfs /dev/sdb rw\n"
+              "bad line\n")
+    assert fs_type(os.makedev(8, 1), sample) == "ext4"
+    assert fs_type(os.makedev(0, 21), sample) == "tmpfs"  # several optional fields
+    assert fs_type(os.makedev(0, 33), sample) == "xfs"
+    assert fs_type(os.makedev(9, 9), sample) is None  # not mounted: the caller keeps fsyncs
+
+
+@pytest.mark.parametrize("sync_new_entries", [True, False])
+def test_a_new_files_first_fsync_syncs_the_staging_directory_only_if_needed(
+        mk, export, sync_new_entries):
+    b = mk(sync_new_entries=sync_new_entries)
+    s = b.create_staged(b.root(), b"f", V1, 0o644, os.getuid(), os.getgid(), False, {})
+    s.write(0, b"x" * 4096)
+    # (a record kept in a .rec file, where user xattrs are not stored, always syncs it)
+    want = 1 if sync_new_entries or not s._xrec else 0
+    calls = b._syncs.calls
+    s.sync()  # the data file's fsync (data and record), and its entry's
+    assert b._syncs.calls - calls == want
+    s.write(4096, b"y")
+    s.sync()  # the entry was made durable once: no directory fsync again
+    assert b._syncs.calls - calls == want
+    b.publish(s)
+    assert (export / "f").read_bytes() == b"x" * 4096 + b"y"
+
+
+def test_the_staging_directory_fsync_is_left_out_only_where_the_file_system_covers_it(
+        mk, export):
+    from backend.fsinfo import fsync_persists_new_entry
+    b = mk()
+    covered = fsync_persists_new_entry(b._staging_fd)
+    s = b.create_staged(b.root(), b"f", V1, 0o644, os.getuid(), os.getgid(), False, {})
+    s.write(0, b"x")
+    calls = b._syncs.calls
+    s.sync()
+    assert b._syncs.calls - calls == (0 if covered and s._xrec else 1)
+    b.publish(s)
