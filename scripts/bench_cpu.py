@@ -25,12 +25,12 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, ROOT)
 sys.path.insert(0, os.path.join(ROOT, "tests"))
 
-from bench_instructions import FILES, WARM, _requests, print_table  # noqa: E402
+from bench_instructions import FILES, WARM, _requests, make_tree, print_table  # noqa: E402
 from nfsd.client import NfsClient  # noqa: E402
 from server_proc import ServerProcess  # noqa: E402
 
 # enough requests for about 0.5 s of server CPU each (/proc counts in 10 ms ticks)
-COUNTS = {"null": 10000, "getattr": 4000, "readdir": 1000, "create": 600}
+COUNTS = {"null": 10000, "getattr": 4000, "readdir": 1000, "create": 600, "read": 2000}
 TICK = os.sysconf("SC_CLK_TCK")
 
 
@@ -44,10 +44,7 @@ def per_request(code: str, kind: str, n: int) -> tuple[float, float]:
     """(user, system) CPU microseconds per request of the server run from checkout `code`."""
     d = tempfile.mkdtemp(dir="/dev/shm")
     try:
-        os.makedirs(f"{d}/a/b")
-        for i in range(FILES):
-            with open(f"{d}/a/b/f{i}", "wb") as f:
-                f.write(b"x")
+        make_tree(d)
         code = os.path.abspath(code)
         env = dict(os.environ, PYTHONPATH=code)
         s = ServerProcess(d, env=env)

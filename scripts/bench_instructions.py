@@ -13,7 +13,9 @@ the difference divided by K2 - K1 is the cost of one request, start-up and warm-
 
 Kinds: `null` (NULL RPC), `getattr` (the nfs4fs load's `SEQUENCE PUTROOTFH LOOKUP LOOKUP
 SAVEFH LOOKUP GETATTR` with its attribute set), `readdir` (READDIR of 200 files in one reply,
-listing cached; also per entry), `create` (OPEN create + 4 KiB WRITE FILE_SYNC + CLOSE).
+listing cached; also per entry), `create` (OPEN create + 4 KiB WRITE FILE_SYNC + CLOSE),
+`read` (READ of a whole 1 MiB file from the page cache, anonymous stateid; not in the
+default set).
 
 `--code DIR` (repeatable) runs the server from another checkout (PYTHONPATH=DIR), for an A/B
 of two commits: `git worktree add /tmp/old HEAD~1` and `--code /tmp/old --code .`. Needs
@@ -41,8 +43,10 @@ from nfsd.xdr import nfs4 as x  # noqa: E402
 # numlinks, owner, owner_group, rawdev, space_used, times)
 BITMAP = [1048858, 3186746]
 FILES = 200
-WARM = {"readdir": 3, "create": 20}
-COUNTS = {"null": (500, 2500), "getattr": (200, 1200), "readdir": (5, 25), "create": (50, 250)}
+BIG = 1 << 20  # the file `read` reads whole (from the page cache) with each request
+WARM = {"readdir": 3, "create": 20, "read": 10}
+COUNTS = {"null": (500, 2500), "getattr": (200, 1200), "readdir": (5, 25), "create": (50, 250),
+          "read": (50, 250)}
 
 
 def _op(name, arg=None):
@@ -64,10 +68,23 @@ def _requests(kind, c, bfh):
             c.call([_op("PUTFH", x.PUTFH4args(bfh)),
                     _op("READDIR", x.READDIR4args(0, bytes(8), 1 << 16, 1 << 20, BITMAP))])
         return readdir
+    if kind == "read":
+        big = c.lookup("a/big")
+        return lambda i: c.read(big, count=BIG)
     if kind == "create":
         counter = iter(range(10**9))
         return lambda i: c.create_file(bfh, b"new-%d" % next(counter), b"y" * 4096)
     raise SystemExit(f"unknown kind {kind!r}")
+
+
+def make_tree(d: str) -> None:
+    """The exported tree the requests use: a/b/f0..f199 (1 byte each) and a/big (BIG bytes)."""
+    os.makedirs(f"{d}/a/b")
+    for i in range(FILES):
+        with open(f"{d}/a/b/f{i}", "wb") as f:
+            f.write(b"x")
+    with open(f"{d}/a/big", "wb") as f:
+        f.write(os.urandom(BIG))
 
 
 def instructions(code: str, kind: str, k: int) -> int:
@@ -75,10 +92,7 @@ def instructions(code: str, kind: str, k: int) -> int:
     od = tempfile.mkdtemp()
     out = os.path.join(od, "callgrind.out")
     try:
-        os.makedirs(f"{d}/a/b")
-        for i in range(FILES):
-            with open(f"{d}/a/b/f{i}", "wb") as f:
-                f.write(b"x")
+        make_tree(d)
         env = dict(os.environ, PYTHONPATH=os.path.abspath(code))
         p = subprocess.Popen(["valgrind", "--tool=callgrind", f"--callgrind-out-file={out}",
                               sys.executable, "-m", "nfsd", "serve", d, "--bind", "127.0.0.1",

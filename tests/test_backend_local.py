@@ -1750,3 +1750,18 @@ def test_the_staging_directory_fsync_is_left_out_only_where_the_file_system_cove
     s.sync()
     assert b._syncs.calls - calls == (0 if covered and s._xrec else 1)
     b.publish(s)
+
+
+def test_large_reads_from_the_page_cache_return_exactly_the_files_bytes(b, export):
+    """Large reads fill a buffer that was not zeroed first: every byte returned is the
+    file's, at every size around the threshold and at the end of the file."""
+    data = os.urandom(local._UNFILLED_MIN * 3 + 123)
+    (export / "big").write_bytes(data)
+    f = b.lookup(b.root(), b"big")
+    b.read(f, 0, len(data))  # in the page cache now
+    for offset, count in [(0, len(data)), (0, local._UNFILLED_MIN),
+                          (1, local._UNFILLED_MIN - 1), (5000, 1 << 20),
+                          (len(data) - local._UNFILLED_MIN, 1 << 20)]:
+        got, eof = b.read(f, offset, count, True)
+        assert bytes(got) == data[offset:offset + count]
+        assert eof == (offset + count >= len(data))
