@@ -427,7 +427,9 @@ class Backend:
         it is visible when this returns, and the returned callable (or None if it is durable
         already: a backend whose syncs are fast may do them at once) makes it durable: it
         blocks (call it in a worker thread), raises BackendError if that fails, and publishes
-        whose callables run at the same time share their syncs (group commit)."""
+        whose callables run at the same time share their syncs (group commit). With
+        sync=False an exception means nothing was published; once the content is visible,
+        a failure to make it durable (even one met at once) is raised by the callable."""
         raise NotImplementedError
 
     def discard(self, staging: Staging) -> None:  # pragma: no cover

@@ -2382,8 +2382,18 @@ class LocalBackend(I.Backend):
         pending = self._publish_new(s) if s.is_new else self._publish_version(s)
         if pending is None:
             return None
-        if sync or self._syncs.typical < self._inline_sync:
+        if sync:
             self._sync_dir(*pending)
+            return None
+        if self._syncs.typical < self._inline_sync:
+            try:
+                self._sync_dir(*pending)
+            except I.BackendError as e:
+                # Published all the same: the failure is the callable's to report, as when
+                # the fsync runs later (the caller must not take the publish for undone).
+                def report(e=e):
+                    raise e
+                return report
             return None
         done = False
 

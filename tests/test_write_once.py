@@ -474,3 +474,45 @@ def test_rule8_restart_without_state_skips_grace(export):
         c.close()
     finally:
         srv.stop()
+
+
+@pytest.mark.parametrize("inline", [True, False], ids=["fsync-on-the-event-loop",
+                                                       "fsync-in-a-worker-thread"])
+def test_rule3_a_failed_publish_fsync_answers_io_and_the_close_stands(
+        reactor_thread, export, inline):
+    """The directory fsync after a publish fails (EIO): CLOSE answers NFS4ERR_IO, the new
+    file is published all the same (it was visible before the fsync) and the open is closed,
+    whether the fsync ran at once or in a worker thread. The server goes on serving."""
+    import errno
+
+    from nfsd.server import Config, build
+
+    cfg = Config(directory=str(export), bind="127.0.0.1", port=0,
+                 inline_fsync=3600.0 if inline else 0.0)
+    running = reactor_thread.call(build, cfg, reactor_thread.reactor)
+    syncs = running.backends[0]._syncs
+    c = NfsClient(*running.address).mount()
+    try:
+        root = c.root()
+        fh, sid, _ = c.open(root, b"f", create=True)
+        c.write(fh, sid, 0, b"data")  # UNSTABLE: the publish's own fdatasync makes it durable
+
+        def eio(fd):
+            raise OSError(errno.EIO, "injected")
+        syncs._fsync = eio
+        try:
+            with pytest.raises(NfsError) as e:
+                c.close_file(fh, sid)
+            assert e.value.status == x.NFS4ERR_IO
+        finally:
+            syncs._fsync = os.fsync
+        assert (export / "f").read_bytes() == b"data"  # published
+        with pytest.raises(NfsError) as e:
+            c.close_file(fh, sid)  # that CLOSE ended the open
+        assert e.value.status == x.NFS4ERR_BAD_STATEID
+        assert c.read(c.lookup("f"))[0] == b"data"
+        c.create_file(root, b"g", b"more")
+        assert (export / "g").read_bytes() == b"more"
+    finally:
+        c.close()
+        reactor_thread.call(running.stop)

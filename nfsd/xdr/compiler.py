@@ -57,6 +57,15 @@ class Out(bytearray):
         return len(self) + sum(len(d) for _, d in self.splices)
 
 
+def _alias_end(t):
+    """The named type at the end of a chain of typedefs of named types (component4 ->
+    utf8str_cs -> utf8string): their functions only call the next one's, so code that uses
+    them calls the last one's directly."""
+    while isinstance(t, dsl.Typedef) and t.target.name is not None:
+        t = t.target
+    return t
+
+
 def _resolve(t):
     """Look through typedefs (for folding decisions only)."""
     while isinstance(t, dsl.Typedef):
@@ -144,7 +153,7 @@ class _Gen:
         if isinstance(t, dsl.Typedef) and t.target.name is None:
             t = t.target
         if t.name is not None:
-            out.append(f"{ind}{self.fnames(t)[0]}(b, {x})")
+            out.append(f"{ind}{self.fnames(_alias_end(t))[0]}(b, {x})")
             return
         if isinstance(t, dsl._Prim):
             out.append(f"{ind}b += {self.fmt(t.code)}.pack({x})")
@@ -212,7 +221,7 @@ class _Gen:
         if isinstance(t, dsl.Typedef) and t.target.name is None:
             t = t.target
         if t.name is not None:
-            out.append(f"{ind}{target}, p = {self.fnames(t)[1]}(m, p)")
+            out.append(f"{ind}{target}, p = {self.fnames(_alias_end(t))[1]}(m, p)")
             return
         if isinstance(t, dsl._Prim):
             out.append(f"{ind}{target}, = {self.fmt(t.code)}.unpack_from(m, p)")
