@@ -27,7 +27,8 @@ On disk
 A new file's record is instead the REC_XATTR attribute of its data file where the file system
 stores user xattrs (`record_xattrs`): setxattr replaces it atomically and one fsync of the data
 file makes data and record durable (then the staging dir once, for the entry, except where the
-file system makes a new file's entry durable with its fsync: ext4, xfs, btrfs, see fsinfo.py). The attribute is
+file system makes a new file's entry durable with that fsync: ext4, xfs, btrfs, see fsinfo.py).
+The attribute is written once at creation and again only when the record changes. It is
 removed just after the publish rename (a crash in between leaves it on the published file,
 hidden from clients and never carried to a later version). A record too big for an attribute
 moves to a .rec file for good; at start-up a .rec file wins over an attribute.

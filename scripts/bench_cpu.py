@@ -14,7 +14,6 @@ include the system calls and the kernel's network work, and move by several per 
 
 from __future__ import annotations
 
-import argparse
 import os
 import shutil
 import statistics
@@ -25,7 +24,8 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, ROOT)
 sys.path.insert(0, os.path.join(ROOT, "tests"))
 
-from bench_instructions import FILES, WARM, _requests, make_tree, print_table  # noqa: E402
+from bench_instructions import (FILES, WARM, _requests, arguments, make_tree,  # noqa: E402
+                                print_table)
 from nfsd.client import NfsClient  # noqa: E402
 from server_proc import ServerProcess  # noqa: E402
 
@@ -72,10 +72,7 @@ def per_request(code: str, kind: str, n: int) -> tuple[float, float]:
 
 
 def main() -> int:
-    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    ap.add_argument("--code", action="append", default=None,
-                    help="checkout to run the server from (repeatable; default: this one)")
-    ap.add_argument("--kinds", default="null,getattr,readdir,create")
+    ap = arguments(__doc__)
     ap.add_argument("--rounds", type=int, default=3)
     args = ap.parse_args()
     codes = args.code or [ROOT]

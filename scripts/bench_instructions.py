@@ -128,12 +128,17 @@ def instructions(code: str, kind: str, k: int) -> int:
         shutil.rmtree(od, ignore_errors=True)
 
 
-def main() -> int:
-    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+def arguments(doc: str) -> argparse.ArgumentParser:
+    """The options this script and bench_cpu.py share: --code (repeatable) and --kinds."""
+    ap = argparse.ArgumentParser(description=doc.split("\n\n")[0])
     ap.add_argument("--code", action="append", default=None,
                     help="checkout to run the server from (repeatable; default: this one)")
     ap.add_argument("--kinds", default="null,getattr,readdir,create")
-    args = ap.parse_args()
+    return ap
+
+
+def main() -> int:
+    args = arguments(__doc__).parse_args()
     if shutil.which("valgrind") is None:
         print("valgrind is not installed (apt-get install valgrind)", file=sys.stderr)
         return 2
