@@ -934,6 +934,10 @@ class LocalBackend(I.Backend):
         # (directory id, name) -> Node last found there by lookup_attrs; a hit is used only
         # while the entry's statx bytes equal the node's `seen` ones. Cleared when full.
         self._names: dict[tuple[int, bytes], Node] = {}
+        # directory id -> (ctime, change): after the server changed a directory within the
+        # same tick of the kernel's coarse clock as its last change (ctime did not move), the
+        # `change` it reports until ctime moves on (see `_changed_dir`).
+        self._bumps: dict[int, tuple[int, int]] = {}
         self._root_user = os.geteuid() == 0
         self._xattrs: bool | None = None  # user xattrs stored? (probed on first use)
         self._rec_xattrs = record_xattrs  # None: where the file system stores user xattrs
@@ -1491,8 +1495,44 @@ class LocalBackend(I.Backend):
             return seen[1]
         st = self._stat_node(node)
         a = _attrs(st, node.id)
+        if self._bumps and a.kind == I.Kind.DIR:
+            self._bumped(a)
         node.seen = (pack_statx(*st), a)
         return a
+
+    def _bumped(self, a: I.Attrs) -> None:
+        """A directory's `change` as `_changed_dir` moved it (lock held)."""
+        b = self._bumps.get(a.fileid)
+        if b is not None:
+            if b[0] == a.ctime_ns:
+                a.change = b[1]
+            else:
+                del self._bumps[a.fileid]  # ctime moved on: it is the change again
+
+    def _changed_dir(self, node: Node, dfd: int, before: int) -> None:
+        """The server just changed directory `node`, whose `change` was `before` (lock held).
+        Clients decide from `change` whether a directory changed (the Linux client even
+        whether its OPEN created the file), so it must differ from `before` although ctime,
+        from the kernel's coarse clock, may not have moved: then `change` is reported as
+        `before + 1` until ctime moves (in memory; after a restart ctime differs anyway)."""
+        c = _ctime(fstatx(dfd))
+        if c > before:
+            self._bumps.pop(node.id, None)
+            return
+        self._bumps[node.id] = (c, before + 1)
+        node.seen = None  # Attrs kept for these statx bytes are out of date
+        if node.parent is not None:
+            self._drop_listing(node.parent)  # ... and so is its entry in its parent's listing
+
+    def _touch_dir(self, node: Node, dfd: int) -> None:
+        """A new name is reserved in `node` (a file under construction): its mtime and ctime
+        move now, as a create's do, so its creator sees the change (OPEN's change_info)."""
+        if not _HAVE_PROC_FD:  # pragma: no cover - Linux without /proc
+            return
+        before = self._node_attrs(node).change
+        st = fstatx(dfd)
+        os.utime(f"/proc/self/fd/{dfd}", ns=(_atime(st), max(time.time_ns(), _mtime(st) + 1)))
+        self._changed_dir(node, dfd, before)
 
     def _restat(self, node: Node):
         """`statx_key` of a published object where it was last found, or None (not there, or
@@ -1536,6 +1576,8 @@ class LocalBackend(I.Backend):
                         raise self._not_found(dfd)
                     child = self._id_for(st, node.id, name)
                     a = _attrs(st, child.id)
+                    if self._bumps and a.kind == I.Kind.DIR:
+                        self._bumped(a)
                     child.seen = (raw, a)
                     names = self._names
                     if len(names) >= self._node_cap:
@@ -1686,7 +1728,10 @@ class LocalBackend(I.Backend):
                     with self._guard:
                         nodes = self._ids_for(dir_id, [(name, st) for _, name, st, _ in todo])
                         for (c, name, st, raw), node in zip(todo, nodes):
-                            made[name] = I.DirEntry(c, name, node.handle, _attrs(st, node.id))
+                            a = _attrs(st, node.id)
+                            if self._bumps and a.kind == I.Kind.DIR:
+                                self._bumped(a)
+                            made[name] = I.DirEntry(c, name, node.handle, a)
                         if memo is not None and listing.live:
                             room = self._memo_cap - self._memo_count
                             for (_, name, _, raw) in todo[:max(room, 0)]:
@@ -2280,6 +2325,7 @@ class LocalBackend(I.Backend):
                         raise I.Exists("not a regular file")
                 if exclusive and self._transient.get(dnode.id, {}).get(name):
                     raise I.Exists("name reserved by a staged file")
+                self._touch_dir(dnode, dfd)
                 sid, fd = self._new_data_file()
                 s = None
                 try:
@@ -2429,6 +2475,7 @@ class LocalBackend(I.Backend):
                     self._discard_locked(s)
                     raise I.Gone("the directory was removed") from None
                 name = s.target_name
+                before = self._node_attrs(dnode).change
                 old = self._child_any(dfd, name)
                 if old is not None:
                     if self._is_state(old):
@@ -2436,6 +2483,7 @@ class LocalBackend(I.Backend):
                     if is_dir(old):
                         raise I.IsDir()
                 os.rename(s.data_name, name, src_dir_fd=self._staging_fd, dst_dir_fd=dfd)
+                self._changed_dir(dnode, dfd, before)
                 if s._xrec:
                     # After the rename: a crash between the two leaves a published file with
                     # a stale (hidden) record, never a staged file without one.
