@@ -22,6 +22,17 @@ def _serve(args) -> int:
     if (args.directory is None) == (args.exports is None):
         print("nfsd serve: give a directory, or --exports FILE (not both)", file=sys.stderr)
         return 2
+    quick = (args.allow, args.ro, args.no_root_squash, args.insecure, args.anonuid, args.anongid)
+    if args.exports is not None and quick != (None, False, False, False, None, None):
+        print("nfsd serve: --allow, --ro, --no-root-squash, --insecure, --anonuid and --anongid "
+              "are for `nfsd serve DIR`; with --exports FILE the file says it", file=sys.stderr)
+        return 2
+    from .exports import Options
+
+    options = Options(rw=not args.ro, root_squash=not args.no_root_squash,
+                      anonuid=65534 if args.anonuid is None else args.anonuid,
+                      anongid=65534 if args.anongid is None else args.anongid,
+                      secure=not args.insecure)
     cfg = Config(
         directory=os.path.abspath(args.directory) if args.directory else None,
         exports_file=args.exports, bind=args.bind, port=args.port,
@@ -30,6 +41,7 @@ def _serve(args) -> int:
         max_connections=args.max_connections, idle_timeout=args.idle_timeout,
         max_clients=args.max_clients, max_opens_per_client=args.max_opens_per_client,
         metrics=args.metrics, inline_fsync=args.inline_fsync_ms / 1000,
+        allow=tuple(args.allow or ()), export_options=options,
     )
     try:
         running = build(cfg, reactor)
@@ -38,11 +50,15 @@ def _serve(args) -> int:
         return 1
     host, port = running.address
     what = cfg.directory or ", ".join(e.path for e in running.server.exports.exports)
-    # Tests and scripts read this line to learn the port (with --port 0).
-    print(f"nfsd: serving {what} on {host}:{port}", flush=True)
+    # Who may do what, as exports(5) lines: the operator sees exactly what is exported.
+    for e in running.server.exports.exports:
+        print(f"nfsd: export: {e.exports_line()}", flush=True)
     if running.metrics_port is not None:
         a = running.metrics_port.getHost()
         print(f"nfsd: metrics on http://{a.host}:{a.port}/metrics", flush=True)
+    # The last line: everything is listening. Tests and scripts wait for it and read the port
+    # from it (with --port 0), and the lines above are then complete.
+    print(f"nfsd: serving {what} on {host}:{port}", flush=True)
     if cfg.exports_file:
         import signal
 
@@ -62,18 +78,8 @@ def _exports_check(args) -> int:
         print(f"nfsd exports check: {e}", file=sys.stderr)
         return 1
     for e in exports:
-        rules = " ".join(f"{m.text}({_opts_text(o)})" for m, o in e.rules)
-        print(f"{e.path}\t{rules}")
+        print(e.exports_line())
     return 0
-
-
-def _opts_text(o) -> str:
-    parts = ["rw" if o.rw else "ro"]
-    parts.append("all_squash" if o.all_squash else "root_squash" if o.root_squash else "no_root_squash")
-    if o.all_squash or o.root_squash:
-        parts.append(f"anonuid={o.anonuid},anongid={o.anongid}")
-    parts.append("secure" if o.secure else "insecure")
-    return ",".join(parts)
 
 
 def _inspect(args) -> int:
@@ -124,6 +130,14 @@ def _print_inspect(st):
             print(f"  {p['path']}: {p['reason']}")
 
 
+def _id(text: str) -> int:
+    """A uid or gid: 0 .. 2^32-1."""
+    v = int(text)
+    if not 0 <= v < 1 << 32:
+        raise ValueError(text)
+    return v
+
+
 def main(argv=None) -> int:
     p = argparse.ArgumentParser(prog="nfsd", description="A user-space NFSv4 server whose files are write-once.")
     sub = p.add_subparsers(dest="cmd", required=True)
@@ -146,6 +160,22 @@ def main(argv=None) -> int:
     s.add_argument("--max-clients", type=int, default=10_000, help="default 10000")
     s.add_argument("--max-opens-per-client", type=int, default=10_000,
                    help="open files (and lock states) per client (default 10000)")
+    q = s.add_argument_group(
+        "who may use `nfsd serve DIR`",
+        "Default: this host's own networks (loopback and on-link), read-write, root squashed, "
+        "requests from ports below 1024 only; the start-up line shows it as an exports(5) line.")
+    q.add_argument("--allow", action="append", metavar="CLIENTS",
+                   help="an address, a CIDR block or '*' that may mount (repeat for more; "
+                        "replaces the default networks)")
+    q.add_argument("--ro", action="store_true", help="export read-only")
+    q.add_argument("--no-root-squash", action="store_true",
+                   help="root on a client stays root (default: becomes --anonuid)")
+    q.add_argument("--insecure", action="store_true",
+                   help="accept requests from any source port (default: below 1024 only)")
+    q.add_argument("--anonuid", type=_id, default=None, metavar="UID",
+                   help="uid of a squashed root (default 65534)")
+    q.add_argument("--anongid", type=_id, default=None, metavar="GID",
+                   help="gid of a squashed root (default 65534)")
     s.add_argument("--no-delegations", action="store_true",
                    help="never hand out read delegations (no callbacks to clients)")
     s.add_argument("--metrics", metavar="ADDR:PORT", default=None,

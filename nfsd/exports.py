@@ -16,8 +16,8 @@ sets defaults for that line's clients.
 
 Every export appears at its own path under a read-only pseudo root (`mount HOST:/ /mnt` shows
 the directories leading to the exports the client may use; `mount HOST:/srv/data /mnt` mounts
-one). `nfsd serve DIR` is a single export of DIR at `/` for everybody (rw, no_root_squash,
-insecure).
+one). `nfsd serve DIR` is a single export of DIR at `/` (`quick_export`): read-write, root
+squashed, secure ports, to this host's own networks unless told otherwise (docs/exports.md).
 
 A filehandle on the wire is ``FH_VERSION || backend handle``; a backend handle starts with the
 8-byte identity of its state directory, which names the export (so handles survive restarts and
@@ -61,6 +61,17 @@ class Options:
     anongid: int = 65534
     secure: bool = True
 
+    def text(self) -> str:
+        """The options as exports(5) writes them (what `nfsd exports check` and the start-up
+        line print)."""
+        parts = ["rw" if self.rw else "ro"]
+        parts.append("all_squash" if self.all_squash else
+                     "root_squash" if self.root_squash else "no_root_squash")
+        if self.all_squash or self.root_squash:
+            parts.append(f"anonuid={self.anonuid},anongid={self.anongid}")
+        parts.append("secure" if self.secure else "insecure")
+        return ",".join(parts)
+
     def squash(self, cred: Cred) -> Cred:
         if self.all_squash or (self.root_squash and cred.uid == 0):
             return Cred(self.anonuid, self.anongid, ())
@@ -70,7 +81,6 @@ class Options:
         return cred
 
 
-OPEN_TO_ALL = Options(rw=True, root_squash=False, secure=False)
 PSEUDO_OPTIONS = Options(rw=False, root_squash=False, secure=False)
 
 
@@ -160,6 +170,10 @@ class Export:
     @staticmethod
     def wire(handle: bytes) -> bytes:
         return bytes((FH_VERSION,)) + handle
+
+    def exports_line(self) -> str:
+        """This export as one exports(5) line: exactly who may do what."""
+        return f"{self.directory}\t" + " ".join(f"{m.text}({o.text()})" for m, o in self.rules)
 
 
 def parse_exports(path: str) -> list[Export]:
@@ -491,10 +505,15 @@ def _call(fn, *a):
         raise NFS4Error(status_of(e)) from None
 
 
-def single_export(directory: str, backend) -> Export:
-    """`nfsd serve DIR`: DIR at / for everybody, read-write, no squashing."""
-    return Export(path="/", backend=backend, rules=[(ClientMatch("*", None), OPEN_TO_ALL)],
-                  directory=directory)
+def quick_export(directory: str, backend, clients, options: Options) -> Export:
+    """`nfsd serve DIR`: DIR at / for `clients` (addresses, CIDR blocks or '*'), each with
+    `options`. A bad client raises ValueError."""
+    def where(reason):
+        return ValueError(reason)
+    rules = [(ClientMatch(str(c), where), options) for c in clients]
+    if not rules:
+        raise ValueError("no clients to export to")
+    return Export(path="/", backend=backend, rules=rules, directory=directory)
 
 
 _ = _stat

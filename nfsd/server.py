@@ -22,7 +22,7 @@ from .access import NOBODY, Cred
 from .callback import Callbacks
 from .compound import Compound
 from .drc import ReplyCache
-from .exports import Export, ExportTable, parse_exports, single_export
+from .exports import Export, ExportTable, Options, parse_exports, quick_export
 from .ops import handlers
 from .ops.common import call
 from .rpc.server import ProcUnavail, RpcFactory
@@ -53,6 +53,11 @@ class Config:
     # directory fsyncs of a publish run on the event loop while they average under this
     # (seconds); slower ones run in worker threads, shared by concurrent publishes
     inline_fsync: float = 0.001
+    # `nfsd serve DIR`: who may mount (addresses, CIDR blocks or '*'; empty: this host's own
+    # networks, nfsd/localnet.py) and how (exports(5) defaults, but read-write)
+    allow: tuple = ()
+    export_options: Options = field(default_factory=lambda: Options(rw=True))
+    recall_timeout: float | None = None  # seconds a recalled delegation may stay (None: default)
     extra: dict = field(default_factory=dict)
 
 
@@ -159,9 +164,17 @@ def open_exports(config: Config, reuse: dict | None = None) -> list[Export]:
     `reuse` maps directories to backends already open (a reload keeps them)."""
     reuse = reuse or {}
     if config.exports_file is None:
+        from .localnet import local_networks
+
+        clients = config.allow or local_networks()
         backend = reuse.get(config.directory) or LocalBackend(
             config.directory, config.state_dir, inline_sync=config.inline_fsync)
-        return [single_export(config.directory, backend)]
+        try:
+            return [quick_export(config.directory, backend, clients, config.export_options)]
+        except ValueError:
+            if config.directory not in reuse:
+                backend.close()
+            raise
     exports = parse_exports(config.exports_file)
     opened = []
     try:
@@ -189,7 +202,8 @@ def build(config: Config, reactor=None) -> Running:
     store = StateStore(lease_time=config.lease_time, grace_time=config.grace_time,
                        retire_after=config.retire_after, records=records, clock=reactor.seconds,
                        max_clients=config.max_clients,
-                       max_opens_per_client=config.max_opens_per_client)
+                       max_opens_per_client=config.max_opens_per_client,
+                       recall_timeout=config.recall_timeout)
     server = NfsServer(ExportTable(exports, time.time_ns()), store, reactor,
                        minors=config.minors, delegations=config.delegations)
     # Recovery: files under construction and clients that held state before a restart.

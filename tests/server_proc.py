@@ -10,12 +10,17 @@ import sys
 import threading
 
 _LINE = re.compile(rb"nfsd: serving .* on ([0-9.]+):(\d+)")
+# The tests' clients are root (uid 0) and connect from ports above 1024: `nfsd serve DIR` gets
+# these unless a test asks for the defaults (`trusted=False`).
+TRUSTED = ("--no-root-squash", "--insecure")
 
 
 class ServerProcess:
-    def __init__(self, directory, *extra, port=0, state_dir=None, env=None):
+    def __init__(self, directory, *extra, port=0, state_dir=None, env=None, trusted=True):
         self.directory = None if directory is None else str(directory)
         self.extra = [str(e) for e in extra]
+        if trusted and directory is not None:
+            self.extra += TRUSTED
         self.port = port
         self.state_dir = state_dir
         self.env = env

@@ -104,9 +104,12 @@ def test_unreturned_delegation_is_revoked(export, server):
     assert seq.sr_status_flags & x.SEQ4_STATUS_RECALLABLE_STATE_REVOKED
     codes = a.call([op("TEST_STATEID", [dsid])])[-1].value.tsr_status_codes
     assert codes == [x.NFS4ERR_DELEG_REVOKED]
+    before = a.getattr(fh, (x.FATTR4_CHANGE,))[x.FATTR4_CHANGE]
     a.call([op("FREE_STATEID", dsid)])
     seq = a.compound([a.sequence_op()]).resarray[0].value.value
     assert not seq.sr_status_flags & x.SEQ4_STATUS_RECALLABLE_STATE_REVOKED
+    # what a cached under the delegation is revalidated: the file's change attribute moved
+    assert a.getattr(fh, (x.FATTR4_CHANGE,))[x.FATTR4_CHANGE] != before
     assert "revoked" in server.text()
 
 

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import os
-import socket
+import re
 import urllib.request
 
 import pytest
@@ -17,12 +17,6 @@ from server_proc import ServerProcess
 
 prometheus_client = pytest.importorskip("prometheus_client")
 from prometheus_client.parser import text_string_to_metric_families  # noqa: E402
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def _scrape(port) -> dict:
@@ -44,17 +38,19 @@ def _v(m, name, **labels):
 
 @pytest.fixture
 def served(tmp_path):
-    mport = _free_port()
-    srv = ServerProcess(tmp_path / "export", "--metrics", f"127.0.0.1:{mport}").start()
+    """A server with metrics on a port of its choosing: it prints the address before it says
+    it is serving (the readiness line ServerProcess waits for), so it is known at once."""
+    srv = ServerProcess(tmp_path / "export", "--metrics", "127.0.0.1:0").start()
     try:
-        yield srv, mport
+        m = re.search(r"nfsd: metrics on http://127\.0\.0\.1:(\d+)/metrics\n", srv.text())
+        assert m, srv.text()
+        yield srv, int(m.group(1))
     finally:
         srv.stop()
 
 
 def test_counters_histograms_and_gauges_move(served, tmp_path):
     srv, mport = served
-    assert f"metrics on http://127.0.0.1:{mport}/metrics" in srv.text()
     before = _scrape(mport)
     assert _v(before, "nfsd_clients") == 0
     assert _v(before, "process_resident_memory_bytes") > 0

@@ -485,10 +485,12 @@ def test_rule3_a_failed_publish_fsync_answers_io_and_the_close_stands(
     whether the fsync ran at once or in a worker thread. The server goes on serving."""
     import errno
 
+    from nfsd.exports import Options
     from nfsd.server import Config, build
 
     cfg = Config(directory=str(export), bind="127.0.0.1", port=0,
-                 inline_fsync=3600.0 if inline else 0.0)
+                 inline_fsync=3600.0 if inline else 0.0,
+                 export_options=Options(rw=True, root_squash=False, secure=False))
     running = reactor_thread.call(build, cfg, reactor_thread.reactor)
     syncs = running.backends[0]._syncs
     c = NfsClient(*running.address).mount()

@@ -12,7 +12,7 @@ from ..compound import Encoded
 from ..errors import NFS4Error
 from ..state.model import LockState
 from ..xdr import nfs4 as x
-from .common import call, getattr_, require_rw, viewer
+from .common import call, check_cred, drop_setid, getattr_, require_rw, viewer
 
 
 def source(ctx, fh, a):
@@ -61,14 +61,19 @@ def _set_size(ctx, fh, cur, size, st):
     if isinstance(st, LockState):
         st = st.open
     if st is not None:
-        if not st.access & x.OPEN4_SHARE_ACCESS_WRITE:
+        # Through an open with write access: like WRITE (ftruncate on a descriptor keeps what
+        # OPEN granted, even after the mode changed; docs/semantics.md).
+        if not st.access & x.OPEN4_SHARE_ACCESS_WRITE or st.staging is None:
             raise NFS4Error(x.NFS4ERR_OPENMODE)
+        check_cred(ctx, st, fh, access.W)
+        drop_setid(ctx, fh)
         call(st.staging.truncate, size)
         return
     if store.in_grace():
         raise NFS4Error(x.NFS4ERR_GRACE)
     if not access.allowed(ctx.cred, cur, access.W):
         raise NFS4Error(x.NFS4ERR_ACCESS)
+    drop_setid(ctx, fh)
     # The caller's own file under construction: change its staged version.
     for w in store.writers_of(fh.handle):
         if w.client is ctx.client:
@@ -109,14 +114,20 @@ def op_setattr(ctx, a):
         changes.mode = mode
     if x.FATTR4_OWNER in v:
         uid = attrs.parse_owner(v[x.FATTR4_OWNER])
-        if uid != cur.uid and not cred.root:
+        if not access.may_chown(cred, cur, uid):
             raise NFS4Error(x.NFS4ERR_PERM)
         changes.uid = uid
     if x.FATTR4_OWNER_GROUP in v:
         gid = attrs.parse_group(v[x.FATTR4_OWNER_GROUP])
-        if gid != cur.gid and not (cred.root or (cred.uid == cur.uid and cred.in_group(gid))):
+        if not access.may_chgrp(cred, cur, gid):
             raise NFS4Error(x.NFS4ERR_PERM)
         changes.gid = gid
+    if (changes.uid is not None or changes.gid is not None) and cur.kind != Kind.DIR:
+        # A change of owner or group clears the set-id bits (those of a mode set with it
+        # too), whoever makes it, as Linux and knfsd do.
+        changes.mode = access.without_setid(cur.mode if changes.mode is None else changes.mode)
+        if changes.mode == cur.mode and x.FATTR4_MODE not in v:
+            changes.mode = None
     now = None
     for n, field in ((x.FATTR4_TIME_ACCESS_SET, "atime_ns"), (x.FATTR4_TIME_MODIFY_SET, "mtime_ns")):
         if n not in v:

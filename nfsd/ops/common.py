@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from backend import interface as bi
-from backend.interface import Kind
+from backend.interface import Kind, SetAttrs
 
 from .. import access
 from ..errors import NFS4Error, status_of
@@ -82,6 +82,35 @@ def require(ctx, a, want: int):
     """Refuse with ACCESS unless the caller has `want` (R|W|X bits) on the object."""
     if not access.allowed(ctx.cred, a, want):
         raise NFS4Error(x.NFS4ERR_ACCESS)
+
+
+def drop_setid(ctx, fh):
+    """Before a write, a truncate or an ALLOCATE/DEALLOCATE by anybody but root: the file loses
+    its set-user-ID bit (and set-group-ID if the group may execute), in place, as Linux clears
+    them. A copy-on-write version is published with the published file's mode at that moment,
+    so the new content can never come out set-id (docs/semantics.md, POSIX permissions)."""
+    if access.keeps_setid_on_write(ctx.cred):
+        return
+    a = getattr_(ctx, fh)
+    if a.kind != Kind.REG or a.mode == access.without_setid(a.mode):
+        return
+    try:
+        fh.backend.setattr(fh.handle, SetAttrs(mode=access.without_setid(a.mode)))
+    except bi.Stale:
+        pass  # removed while open: nothing to publish it to
+    except bi.BackendError as e:
+        raise NFS4Error(status_of(e)) from None
+
+
+def check_cred(ctx, st, fh, want):
+    """I/O through an open by the user who opened it needs nothing more: what OPEN granted lasts
+    as long as the open, as a file descriptor's does. A stateid used by another user: that
+    user's own permission decides (a stolen stateid grants nothing), or being the file's
+    owner (who could change the mode anyway; knfsd's owner override)."""
+    if ctx.cred.uid != st.uid and not ctx.cred.root:
+        a = getattr_(ctx, fh)
+        if not access.allowed(ctx.cred, a, want) and ctx.cred.uid != a.uid:
+            raise NFS4Error(x.NFS4ERR_ACCESS)
 
 
 def require_rw(ctx, fh):

@@ -17,7 +17,8 @@ from ..errors import NFS4Error, status_of
 from ..exports import FileRef
 from ..state.model import Delegation, LockState, OpenState
 from ..xdr import nfs4 as x
-from .common import call, change_info, check_name, dir_attrs, getattr_, require_rw
+from .common import (call, change_info, check_cred, check_name, dir_attrs, drop_setid, getattr_,
+                     require_rw)
 from .namespace import _new_owner
 
 READ, WRITE = x.OPEN4_SHARE_ACCESS_READ, x.OPEN4_SHARE_ACCESS_WRITE
@@ -216,11 +217,11 @@ def _open(ctx, a, client, owner):
     if share & WRITE:
         require_rw(ctx, fh)
     if created is None and claim != x.CLAIM_PREVIOUS:
+        # The mode decides, as for open(2): no owner override (the creating OPEN needs none,
+        # and what it grants lasts as long as the open, docs/semantics.md).
         need = (access.R if share & READ else 0) | (access.W if share & WRITE else 0)
         if not access.allowed(cred, fa, need):
-            # The owner may always open what it may change the mode of (as local NFS servers do).
-            if not (cred.uid == fa.uid and fa.uid != 0 and False):
-                raise NFS4Error(x.NFS4ERR_ACCESS)
+            raise NFS4Error(x.NFS4ERR_ACCESS)
     if created is None and (share & WRITE or a.share_deny & READ) and \
             store.recall_conflicts(handle, client):
         # Another client holds a read delegation: it is being recalled; try again soon.
@@ -257,6 +258,8 @@ def _open(ctx, a, client, owner):
             if st.staging is None:
                 raise NFS4Error(x.NFS4ERR_INVAL)
             call(st.staging.truncate, 0)
+        if truncate:
+            drop_setid(ctx, FileRef(fh.export, handle))
         if set_size and st.staging is not None:
             call(st.staging.truncate, set_size)
     except NFS4Error:
@@ -316,7 +319,8 @@ def _delegation(ctx, client, st, claim, want, created):
     for other in store.opens_by_file.get(fh, ()):
         if other.access & WRITE or other.staging is not None:
             return _no_deleg(x.WND4_CONTENTION) if want else None
-    if any(d.recalled_at is not None for d in store.delegs_by_file.get(fh, ())):
+    if store.deleg_blocked(fh) or \
+            any(d.recalled_at is not None for d in store.delegs_by_file.get(fh, ())):
         return _no_deleg(x.WND4_CONTENTION) if want else None
     if not ctx.server.callbacks.usable(client):
         return _no_deleg(x.WND4_RESOURCE) if want else None
@@ -460,15 +464,6 @@ def _regular(ctx, fh, a=None):
     return a
 
 
-def _check_cred(ctx, st, fh, want):
-    """A stateid used by another user than the one who opened: that user's own permission
-    decides (a stolen stateid grants nothing)."""
-    if ctx.cred.uid != st.uid and not ctx.cred.root:
-        a = getattr_(ctx, fh)
-        if not access.allowed(ctx.cred, a, want):
-            raise NFS4Error(x.NFS4ERR_ACCESS)
-
-
 def _own_staging(store, handle, client):
     """The version a client's machine is writing of this file, if any (it reads what it wrote)."""
     if client is None:
@@ -493,7 +488,7 @@ def read_version(ctx, st, fh):
         return _own_staging(store, fh.handle, ctx.client)
     if st.access == 0:
         raise NFS4Error(x.NFS4ERR_OPENMODE)
-    _check_cred(ctx, st, fh, access.R)
+    check_cred(ctx, st, fh, access.R)
     return st.staging or _own_staging(store, fh.handle, st.client)
 
 
@@ -543,7 +538,8 @@ def op_write(ctx, a):
         raise NFS4Error(x.NFS4ERR_OPENMODE)
     if isinstance(st, Delegation) or not st.access & WRITE or st.staging is None:
         raise NFS4Error(x.NFS4ERR_OPENMODE)
-    _check_cred(ctx, st, fh, access.W)
+    check_cred(ctx, st, fh, access.W)
+    drop_setid(ctx, fh)
     data = a.data
     if a.offset + len(data) > attrs.MAX_FILESIZE:
         raise NFS4Error(x.NFS4ERR_FBIG)

@@ -97,8 +97,7 @@ def op_remove(ctx, a):
     be = fh.backend
     v = viewer(ctx)
     victim, va = call(be.lookup_attrs, fh.handle, name, v)
-    if not access.may_delete(ctx.cred, d, va):
-        raise NFS4Error(x.NFS4ERR_ACCESS)
+    _may_delete(ctx, d, va)
     if ctx.server.store.in_grace():
         # A reclaim may still need this name (as Linux nfsd does during grace).
         raise NFS4Error(x.NFS4ERR_GRACE)
@@ -107,6 +106,16 @@ def op_remove(ctx, a):
     call(be.remove, fh.handle, name, v)
     after = getattr_(ctx, fh)
     return x.REMOVE4res(x.NFS4_OK, x.REMOVE4resok(change_info(d.change, after.change)))
+
+
+def _may_delete(ctx, d, victim):
+    """Removing or replacing an entry of directory `d`: write and search permission on `d`
+    (ACCESS), and in a sticky directory ownership of the entry or of `d` (PERM, as Linux
+    answers EPERM)."""
+    if not access.may_delete(ctx.cred, d):
+        raise NFS4Error(x.NFS4ERR_ACCESS)
+    if access.sticky_denies(ctx.cred, d, victim):
+        raise NFS4Error(x.NFS4ERR_PERM)
 
 
 def op_rename(ctx, a):
@@ -125,17 +134,18 @@ def op_rename(ctx, a):
     v = viewer(ctx)
     moving = call(be.lookup, src.handle, oldname, v)
     ma = call(be.getattr, moving, v)
-    if not access.may_delete(ctx.cred, sd, ma):
-        raise NFS4Error(x.NFS4ERR_ACCESS)
+    _may_delete(ctx, sd, ma)
     require(ctx, dd, access.W | access.X)
+    if ma.kind == Kind.DIR and src.handle != dst.handle:
+        # A directory moved to another parent has its '..' rewritten: it needs write
+        # permission on itself too (as rename(2) does).
+        require(ctx, ma, access.W)
     try:
         target = be.lookup(dst.handle, newname, v)
     except Exception:  # noqa: BLE001 - absent target is the common case
         target = None
     if target is not None and target != moving:
-        ta = call(be.getattr, target, v)
-        if not access.may_delete(ctx.cred, dd, ta):
-            raise NFS4Error(x.NFS4ERR_ACCESS)
+        _may_delete(ctx, dd, call(be.getattr, target, v))
     if ctx.server.store.in_grace():
         raise NFS4Error(x.NFS4ERR_GRACE)
     store = ctx.server.store

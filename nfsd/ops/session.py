@@ -4,6 +4,9 @@ from __future__ import annotations
 
 import struct
 
+from backend import interface as bi
+from backend.interface import SetAttrs
+
 from ..compound import Encoded
 from ..errors import NFS4Error
 from ..state.model import ChannelAttrs
@@ -197,8 +200,24 @@ def op_test_stateid(ctx, a):
 
 
 def op_free_stateid(ctx, a):
-    ctx.server.store.free_stateid(ctx.client, ctx.stateid(a.fsa_stateid))
+    revoked = ctx.server.store.free_stateid(ctx.client, ctx.stateid(a.fsa_stateid))
+    if revoked is not None:
+        _changed_under(ctx, revoked)
     return x.FREE_STATEID4res(x.NFS4_OK)
+
+
+def _changed_under(ctx, deleg):
+    """The client lets go of a revoked read delegation: move the file's `change` (a ctime
+    touch, nothing else changes), so it revalidates what it cached meanwhile. A Linux client
+    woken after the revocation takes the attributes its DELEGRETURN's GETATTR brings while it
+    still believes it holds the delegation, and would otherwise keep serving the file's old
+    content from its cache (tests/test_kernel_posix.py)."""
+    try:
+        ref = ctx.server.exports.ref(deleg.fh)
+        a = ref.backend.getattr(deleg.fh)
+        ref.backend.setattr(deleg.fh, SetAttrs(mode=a.mode))
+    except (NFS4Error, bi.BackendError):
+        pass  # gone or no longer exported: nothing cached to revalidate
 
 
 HANDLERS = {

@@ -19,9 +19,10 @@ from backend import interface as bi
 from .. import access, attrs
 from ..errors import NFS4Error, status_of
 from ..xdr import nfs4 as x
-from .common import NAME_MAX, change_info, getattr_, require, require_rw, viewer
+from .common import (NAME_MAX, change_info, check_cred, drop_setid, getattr_, require, require_rw,
+                     viewer)
 from ..state.model import Delegation
-from .io import _check_cred, _io_state, _regular, read_version
+from .io import _io_state, _regular, read_version
 
 READ, WRITE = x.OPEN4_SHARE_ACCESS_READ, x.OPEN4_SHARE_ACCESS_WRITE
 LIST_OVERHEAD = 8 + 4 + 4  # LISTXATTRS4resok without names: cookie, array length, eof
@@ -74,7 +75,8 @@ def _writer_staging(ctx, fh, stateid):
         raise NFS4Error(x.NFS4ERR_OPENMODE)
     if not st.access & WRITE or st.staging is None:
         raise NFS4Error(x.NFS4ERR_OPENMODE)
-    _check_cred(ctx, st, fh, access.W)
+    check_cred(ctx, st, fh, access.W)
+    drop_setid(ctx, fh)
     return st.staging
 
 

@@ -26,6 +26,7 @@ import logging
 import os
 import struct
 import time
+from collections import deque
 
 from ..errors import NFS4Error
 from ..xdr import nfs4 as x
@@ -42,6 +43,15 @@ MAX_RESPONSE_CACHED = 64 * 1024
 MAX_OPERATIONS = 64
 MAX_SLOTS = 64
 MAX_SESSIONS_PER_CLIENT = 16
+# A recalled delegation not returned within this many seconds (or a lease, if shorter) is
+# revoked: a read delegation needs no flushing, so a live client returns it at once, and other
+# clients wait (NFS4ERR_DELAY) until it is gone.
+RECALL_TIMEOUT = 10.0
+# After a delegation of a file was recalled, no new one is granted on that file for this many
+# seconds (as knfsd): the conflict says others use it, and a client that lost its delegation
+# must not get a new one at once, because the Linux client does not drop its cached data for
+# a change it sees while it holds a delegation.
+DELEG_BLOCK = 30.0
 
 SHARE_ACCESS_MASK = 0x3
 
@@ -56,7 +66,7 @@ SEQID_NO_BUMP = frozenset({
 class StateStore:
     def __init__(self, clock=time.monotonic, rand=os.urandom, lease_time=90,
                  retire_after=3600, grace_time=None, records=None, wallclock=time.time,
-                 max_clients=10_000, max_opens_per_client=10_000):
+                 max_clients=10_000, max_opens_per_client=10_000, recall_timeout=None):
         self.clock = clock
         self.rand = rand
         self.wallclock = wallclock
@@ -82,6 +92,10 @@ class StateStore:
         self.opens_by_file: dict[bytes, list[OpenState]] = {}  # handle -> opens
         self.locks_by_file: dict[bytes, list[LockState]] = {}  # handle -> lock states
         self.delegs_by_file: dict[bytes, list[Delegation]] = {}  # handle -> delegations
+        self.recall_timeout = min(lease_time, RECALL_TIMEOUT) if recall_timeout is None \
+            else recall_timeout
+        self.recalled: deque[Delegation] = deque()  # recalled, in order of recall
+        self.blocked: dict[bytes, float] = {}  # handle -> clock of its last recall
         # How a delegation is recalled (the server sends CB_RECALL); set by the server.
         self.send_recall = lambda deleg: None
         # Files under construction not attached to an open: (owner, verifier) -> [staging]
@@ -167,10 +181,9 @@ class StateStore:
                 horizon = now - max(self.retire_after, 10 * self.lease_time)
                 for k in [k for k, t in table.items() if t < horizon or len(table) > 100_000]:
                     del table[k]
-        for lst in list(self.delegs_by_file.values()):
-            for d in list(lst):
-                if d.recalled_at is not None and now - d.recalled_at > self.lease_time:
-                    self.revoke_delegation(d)
+        self.revoke_due()
+        for fh in [fh for fh, t in self.blocked.items() if now - t >= DELEG_BLOCK]:
+            del self.blocked[fh]
         deadline = self.wallclock() - self.retire_after
         for key, stagings in list(self.retired.items()):
             keep = []
@@ -453,6 +466,8 @@ class StateStore:
         client = session.client
         if client.expired:
             raise NFS4Error(x.NFS4ERR_BADSESSION)
+        if self.recalled:
+            self.revoke_due()  # before the status flags say what was revoked
         slot.seqid = seqid
         slot.busy = True
         slot.reply = None
@@ -718,13 +733,37 @@ class StateStore:
 
     def recall_conflicts(self, fh: bytes, client) -> bool:
         """Delegations of other clients stand in the way of a change to `fh`: recall them
-        (once) and tell the caller to answer NFS4ERR_DELAY. False when there are none."""
+        (once) and tell the caller to answer NFS4ERR_DELAY. False when there are none (any
+        more: one past its recall timeout is revoked here and then)."""
+        if self.recalled:
+            self.revoke_due()
         others = [d for d in self.delegs_by_file.get(fh, ()) if d.client is not client]
         for d in others:
             if d.recalled_at is None:
-                d.recalled_at = self.clock()
+                d.recalled_at = self.blocked[fh] = self.clock()
+                self.recalled.append(d)
                 self.send_recall(d)
         return bool(others)
+
+    def deleg_blocked(self, fh: bytes) -> bool:
+        """Was a delegation of `fh` recalled within the last DELEG_BLOCK seconds?"""
+        t = self.blocked.get(fh)
+        return t is not None and self.clock() - t < DELEG_BLOCK
+
+    def revoke_due(self):
+        """Revoke every recalled delegation not returned within `recall_timeout` of its
+        recall. Called wherever a delegation's fate shows (a conflicting request, the
+        delegation's stateid, SEQUENCE's status flags) and by `tick`, so the outcome depends
+        on the clock only, never on when the housekeeping last ran."""
+        now = self.clock()
+        q = self.recalled
+        while q:
+            d = q[0]
+            if not d.closed and now - d.recalled_at <= self.recall_timeout:
+                break
+            q.popleft()
+            if not d.closed:
+                self.revoke_delegation(d)
 
     def return_delegation(self, d: Delegation):
         self._drop_delegation(d)
@@ -852,6 +891,8 @@ class StateStore:
             if stateid.seqid == 0:
                 return None
             raise NFS4Error(x.NFS4ERR_BAD_STATEID)
+        if self.recalled:
+            self.revoke_due()
         if other == ONES_OTHER:
             if stateid.seqid == 0xFFFFFFFF:
                 return None
@@ -896,13 +937,15 @@ class StateStore:
         return x.NFS4_OK
 
     def free_stateid(self, client: Client, stateid):
+        """FREE_STATEID (RFC 8881 18.38). Returns the revoked delegation it freed, if that is
+        what it was, else None."""
         try:
             st = self.find_state(client, stateid, None, 1)
         except NFS4Error as e:
             d = self.states.get(stateid.other)
             if e.status == x.NFS4ERR_DELEG_REVOKED and d is not None and d.client is client:
                 self._forget_delegation(d)  # the client acknowledges the revocation
-                return
+                return d
             raise
         if st is None:  # a special stateid
             raise NFS4Error(x.NFS4ERR_BAD_STATEID)
@@ -914,6 +957,7 @@ class StateStore:
             raise NFS4Error(x.NFS4ERR_LOCKS_HELD)
         self._drop_lock(st)
         st.open.locks.pop(st.owner, None)
+        return None
 
 
 def _text(owner: bytes) -> str:
