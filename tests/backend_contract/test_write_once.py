@@ -247,6 +247,11 @@ def test_a_version_replaces_only_the_name_it_was_opened_by(backend):
     assert other != f and read_all(backend, other) == b"old"
     assert backend.getattr(f).nlink == 1 and backend.getattr(other).nlink == 1
     assert backend.getattr(other).fileid != backend.getattr(f).fileid
+    backend.link(f, r, b"third")
+    backend.rename(r, b"f", r, b"renamed")  # the name it was opened by, under a new name
+    rewrite(backend, f, b"newer")
+    assert backend.lookup(r, b"renamed") == f and read_all(backend, f) == b"newer"
+    assert read_all(backend, backend.lookup(r, b"third")) == b"new"
 
 
 def test_staging_objects_cannot_be_used_once_finished(backend):
