@@ -321,7 +321,7 @@ class MemoryBackend(WriteOnce, I.Backend):
                 raise I.Invalid("a directory cannot move into itself")
             if old is not None:
                 self._check_replace(src, old[1])
-            elif src.kind == DIR and viewer is not None and self._stagings.mine(dd.oid, dname, viewer):
+            elif src.kind == DIR and self._stagings.mine(dd.oid, dname, viewer):
                 # The viewer sees a (new, regular) file there: a directory cannot replace it.
                 raise I.NotDir()
             self._move(sd, sname, dd, dname)

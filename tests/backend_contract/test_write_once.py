@@ -388,7 +388,7 @@ def test_publishing_where_a_directory_appeared_is_refused(backend):
     assert backend.lookup(r, b"elsewhere") == s.handle
 
 
-# --------------------------------------------------------------------------- renames of transient names
+# --------------------------------------------------------------------- renames of transient names
 def test_renaming_a_transient_name_moves_the_publication_target(backend):
     r = backend.root()
     d = mkdir(backend, r, b"d")

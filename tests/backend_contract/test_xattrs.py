@@ -128,3 +128,18 @@ def test_they_survive_a_restart(xbackend, reopen):
     b.setxattr(r, b"root", b"yes")
     b2 = reopen(b)
     assert b2.getxattr(f, b"k") == b"v" and b2.listxattr(r) == [b"root"]
+
+
+def test_the_change_values_returned_are_getattrs(xbackend):
+    """Also for a directory just changed by the server (a reserved name, then a publish)."""
+    b = xbackend
+    d = mkdir(b, b.root(), b"d")
+    for i in range(3):
+        s = staged(b, d, b"f%d" % i)
+        c = b.getattr(d).change
+        before, after = b.setxattr(d, b"k", b"%d" % i)
+        assert before == c and after == b.getattr(d).change and after > before
+        b.publish(s)
+        c = b.getattr(d).change
+        before, after = b.removexattr(d, b"k")
+        assert before == c and after == b.getattr(d).change and after > before
