@@ -302,7 +302,8 @@ def test_hard_links(backend):
     assert backend.lookup(d2, b"b") == f and after.nlink == 2 and after.change > before.change
     assert after.fileid == before.fileid and backend.getattr(d2).change > c2
     backend.remove(d1, b"a")
-    assert backend.getattr(f).nlink == 1 and read_all(backend, f) == b"x"
+    gone = backend.getattr(f)
+    assert gone.nlink == 1 and gone.change > after.change and read_all(backend, f) == b"x"
     assert backend.parent(f) == d2  # the name it still has
     with pytest.raises(I.IsDir):
         backend.link(d1, r, b"dirlink")
