@@ -1,0 +1,1 @@
+"""Contract tests: the storage interface's rules, run against every backend (see conftest)."""
