@@ -273,7 +273,7 @@ def test_the_nfs_server_runs_on_it(reactor_thread):
     """The protocol layer over a MemoryBackend, two clients over sockets: what the later
     state-machine tests build on (16-byte handles route to the export, viewers hold)."""
     from nfsd.client import NfsClient, NfsError
-    from nfsd.exports import ExportTable, single_export
+    from nfsd.exports import ExportTable, Options, quick_export
     from nfsd.rpc.server import RpcFactory
     from nfsd.server import NfsServer
     from nfsd.state.store import StateStore
@@ -282,7 +282,8 @@ def test_the_nfs_server_runs_on_it(reactor_thread):
     backend = MemoryBackend()
     store = StateStore(lease_time=5, clock=reactor_thread.reactor.seconds)
     store.start_grace(set())
-    server = NfsServer(ExportTable([single_export("/", backend)], time.time_ns()), store,
+    export = quick_export("/", backend, ["*"], Options(rw=True, root_squash=False, secure=False))
+    server = NfsServer(ExportTable([export], time.time_ns()), store,
                        reactor_thread.reactor)
     port = reactor_thread.listen(RpcFactory({100003: server}, reactor=reactor_thread.reactor))
     a = NfsClient("127.0.0.1", port).mount()
