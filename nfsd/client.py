@@ -99,11 +99,16 @@ class NfsClient:
 
     def __init__(self, host: str, port: int, minor: int = 1, uid: int = 0, gid: int = 0,
                  gids=(), owner: bytes | None = None, verifier: bytes | None = None,
-                 timeout: float = 20.0, machinename: bytes = b"testclient", source=None):
+                 timeout: float = 20.0, machinename: bytes = b"testclient", source=None,
+                 connect=None):
         self.host, self.port, self.minor = host, port, minor
         self.timeout = timeout
         self.source = source  # (address, port) to connect from
-        self.rpc = RpcClient(host, port, timeout=timeout, source=source)
+        # connect(): a new connected RpcClient (here and at every reconnect); by default a TCP
+        # connection to host:port. tests/harness/ passes one that joins an in-process server.
+        self._connect = connect or (lambda: RpcClient(self.host, self.port, timeout=self.timeout,
+                                                      source=self.source))
+        self.rpc = self._connect()
         self.cred = AuthSys(0, machinename, uid, gid, tuple(gids))
         self.owner = owner or b"nfsd-test-" + os.urandom(8).hex().encode()
         self.verifier = verifier or os.urandom(8)
@@ -130,7 +135,7 @@ class NfsClient:
 
     def reconnect(self):
         self.rpc.close()
-        self.rpc = RpcClient(self.host, self.port, timeout=self.timeout, source=self.source)
+        self.rpc = self._connect()
         self.rpc.call_handler = self._callback
 
     def _callback(self, record):

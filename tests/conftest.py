@@ -78,6 +78,28 @@ def reactor_thread():
     _instance.shutdown()
 
 
+# ---------------------------------------------------------------- the in-process harness
+@pytest.fixture
+def harness():
+    """`harness(**settings)`: an in-process server on a fake clock over a MemoryDisk, with
+    clients joined in memory (tests/harness/). All are closed at the end; like the server
+    fixtures, the test fails if one logged a traceback."""
+    from harness import Harness
+
+    made = []
+
+    def make(**settings):
+        h = Harness(**settings)
+        made.append(h)
+        return h
+
+    yield make
+    for h in made:
+        h.close()
+    for h in made:
+        h.log.check()
+
+
 # ---------------------------------------------------------------- a server process per module
 # Modules that need another kind of server define their own `server` fixture.
 @pytest.fixture(scope="module")

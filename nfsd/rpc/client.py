@@ -9,6 +9,10 @@ Uses the same record marking (`nfsd.rpc.framing`) and declarations (`nfsd.xdr.rp
 `nfsd.rpc.message`) as the server. A reply other than SUCCESS raises `RpcReplyError`
 (with `xid`, `accept_stat` / `reject_stat` / `auth_stat`, and `low`/`high` for mismatches).
 Not thread-safe.
+
+`sock=` takes an already connected socket-like object (`sendall`, `recv`, `close`) instead of
+connecting to host:port: tests/harness/ joins a client to an in-process server that way,
+through the same framing and parsing as over TCP.
 """
 
 from __future__ import annotations
@@ -30,9 +34,11 @@ class RpcConnectionClosed(ConnectionError):
 
 class RpcClient:
     def __init__(self, host: str, port: int, timeout: float | None = 10.0, max_record: int = 64 << 20,
-                 source: tuple | None = None):
-        self.sock = socket.create_connection((host, port), timeout=timeout, source_address=source)
-        self.sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+                 source: tuple | None = None, sock=None):
+        if sock is None:
+            sock = socket.create_connection((host, port), timeout=timeout, source_address=source)
+            sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        self.sock = sock
         self._reader = RecordReader(max_record)
         self._records: deque = deque()
         self._unclaimed: deque = deque()  # (xid, body or RpcReplyError) read by call() for others

@@ -1,0 +1,286 @@
+"""`Harness`: the NFS server program in the test's own thread, on a fake clock, over a
+`MemoryDisk`, with clients joined to it in memory. See the package text for the why.
+
+The wiring follows `nfsd.server.build` step by step (a `StateStore` with the server's lease,
+grace and retention settings; `NfsServer` over an `ExportTable`; recovery of staged files and
+client records into a grace period; an `RpcFactory` for program 100003; the housekeeping tick
+as a LoopingCall every max(0.2, min(5, lease/4)) seconds, with backend upkeep in the pool).
+What differs is what `build` takes from the process: the backend is a `MemoryBackend` on the
+harness's disk instead of a `LocalBackend` on a directory, client records live in
+`MemoryRecords` (durable, like `backend.records.RecordStore`, whose files survive kill -9 and
+power loss), time and randomness are the harness's, and nothing listens on a socket.
+"""
+
+from __future__ import annotations
+
+import random
+
+from twisted.internet import task
+
+from backend.memory import MemoryBackend, MemoryDisk
+from nfsd.client import NfsClient
+from nfsd.exports import ExportTable, Options, quick_export
+from nfsd.rpc.client import RpcClient
+from nfsd.rpc.server import RpcFactory
+from nfsd.server import NFS_PROGRAM, NfsServer
+from nfsd.state.store import StateStore
+
+from .logs import LogCapture
+from .net import CallbackService, Network
+from .reactor import FakeReactor
+
+ADDRESS = ("127.0.0.1", 2049)
+WALL_EPOCH = 1_700_000_000.0  # what the wall clock says when the fake clock says 0
+TRUSTED = Options(rw=True, root_squash=False, secure=False)  # as the tests' ServerProcess
+
+
+class MemoryRecords:
+    """Client records (`backend.records.RecordStore`'s interface) in a dict that outlives the
+    server process: a RecordStore writes and fsyncs a file per client, so its records survive
+    kill -9 and power loss alike."""
+
+    def __init__(self, durable: dict):
+        self._durable = durable
+
+    def put_client(self, owner: bytes, verifier: bytes) -> None:
+        self._durable[bytes(owner)] = bytes(verifier)
+
+    def delete_client(self, owner: bytes) -> None:
+        self._durable.pop(bytes(owner), None)
+
+    def clients(self) -> list[tuple[bytes, bytes]]:
+        return list(self._durable.items())
+
+    def close(self) -> None:
+        pass
+
+
+class Process:
+    """One boot of the server: its reactor, backend, state store, program and factory."""
+
+    def __init__(self, h: "Harness"):
+        self.reactor = FakeReactor(h.now, h.network)
+        self.backend = MemoryBackend(h.disk, clock_ns=h.wallclock_ns)
+        self.records = MemoryRecords(h.client_records)
+        cfg = h.config
+        self.store = StateStore(clock=self.reactor.seconds, wallclock=h.wallclock, rand=h.randbytes,
+                                lease_time=cfg["lease_time"], grace_time=cfg["grace_time"],
+                                retire_after=cfg["retire_after"], records=self.records,
+                                max_clients=cfg["max_clients"],
+                                max_opens_per_client=cfg["max_opens_per_client"],
+                                recall_timeout=cfg["recall_timeout"])
+        export = quick_export("/", self.backend, ["*"], cfg["options"])
+        self.server = NfsServer(ExportTable([export], h.wallclock_ns()), self.store, self.reactor,
+                                minors=cfg["minors"], delegations=cfg["delegations"])
+        self.server.now_ns = h.wallclock_ns  # SET_TO_SERVER_TIME: the harness's wall clock
+        # Recovery, as build(): staged files wait for their clients through a grace period.
+        for st in self.backend.list_staged():
+            self.store.add_recoverable(st)
+        owners = {o for o, _ in self.records.clients()} | {k[0] for k in self.store.recoverable}
+        self.store.start_grace(owners)
+        self.factory = RpcFactory({NFS_PROGRAM: self.server},
+                                  max_connections=cfg["max_connections"],
+                                  idle_timeout=cfg["idle_timeout"], reactor=self.reactor)
+        self._upkeep = []
+
+        def tick():
+            self.store.tick()
+            if not self._upkeep:
+                self._upkeep.append(True)
+                d = self.server.in_thread(self.backend.maintenance)
+                d.addBoth(lambda _: self._upkeep.clear())
+        self.looping = task.LoopingCall(tick)
+        self.looping.clock = self.reactor
+        self.looping.start(max(0.2, min(5.0, cfg["lease_time"] / 4)), now=False)
+        self.reactor.run_until_idle()
+
+
+class Harness:
+    """A server over a MemoryDisk on a fake clock; see the module and package texts.
+
+    Settings are those of `nfsd serve` (`lease_time`, `grace_time`, `retire_after`,
+    `minors`, `delegations`, `recall_timeout`, `max_clients`, `max_opens_per_client`,
+    `max_connections`, `idle_timeout`, `options`), with these differences: exports are
+    `*(rw,no_root_squash,insecure)` like the tests' subprocess servers, and connections do not
+    idle out (`idle_timeout=None`) unless asked, since a test that advances hours would
+    otherwise reconnect every client, which a real client does unnoticed. `seed` makes the
+    server's random numbers (its boot epoch, hence every id) repeatable.
+    """
+
+    def __init__(self, *, lease_time=90, grace_time=None, retire_after=3600, minors=(0, 1, 2),
+                 delegations=True, recall_timeout=None, max_clients=10_000,
+                 max_opens_per_client=10_000, max_connections=1024, idle_timeout=None,
+                 options: Options = TRUSTED, seed: int = 0, start: bool = True):
+        self.config = dict(lease_time=lease_time, grace_time=grace_time,
+                           retire_after=retire_after, minors=tuple(minors),
+                           delegations=delegations, recall_timeout=recall_timeout,
+                           max_clients=max_clients, max_opens_per_client=max_opens_per_client,
+                           max_connections=max_connections, idle_timeout=idle_timeout,
+                           options=options)
+        self.disk = MemoryDisk()
+        self.client_records: dict[bytes, bytes] = {}
+        self.network = Network()
+        self.rng = random.Random(seed)
+        self._now = 1000.0  # the machine's monotonic clock while no process runs
+        self.log = LogCapture(threads={__import__("threading").get_ident()}).start()
+        self.proc: Process | None = None
+        self.boots = 0
+        self._clients: list[NfsClient] = []
+        if start:
+            self.start()
+
+    # ------------------------------------------------------------------ time and randomness
+    @property
+    def now(self) -> float:
+        """Seconds on the server's (monotonic) clock."""
+        return self.proc.reactor.seconds() if self.proc is not None else self._now
+
+    def wallclock(self) -> float:
+        return WALL_EPOCH + self.now
+
+    def wallclock_ns(self) -> int:
+        return int(round(self.wallclock() * 1e9))
+
+    def randbytes(self, n: int) -> bytes:
+        return self.rng.randbytes(n)
+
+    def advance(self, seconds: float):
+        """Let `seconds` pass: every timer of the server (housekeeping ticks, timeouts) runs at
+        its own time on the way."""
+        self.advance_to(self.now + seconds)
+
+    def advance_to(self, when: float):
+        if self.proc is not None:
+            self.proc.reactor.advance_to(when)
+        else:
+            self._now = max(self._now, when)
+
+    # ------------------------------------------------------------------ the server process
+    def start(self):
+        """Boot a server process on the disk (the first start, or after `kill9`)."""
+        assert self.proc is None, "a server is running"
+        self.proc = Process(self)
+        self.boots += 1
+        return self
+
+    def kill9(self):
+        """The server process dies: nothing it scheduled runs again, its connections end (the
+        clients see end-of-file), and what is on the disk stays as it is."""
+        if self.proc is None:
+            return
+        self._now = self.now
+        self.proc.reactor.dead = True
+        self.network.kill(self.proc.reactor)
+        self.proc = None
+
+    def restart(self):
+        """kill -9 and start again on the same disk: the next boot recovers and has grace."""
+        self.kill9()
+        return self.start()
+
+    def power_loss(self):
+        """The machine loses power: the process dies and the disk keeps only what was synced
+        (`MemoryDisk.power_loss`); then the server boots again."""
+        self.kill9()
+        self.disk.power_loss()
+        return self.start()
+
+    def stop(self):
+        """A clean stop (SIGTERM): the tick stops, connections close, the backend lets go."""
+        if self.proc is None:
+            return
+        p = self.proc
+        if p.looping.running:
+            p.looping.stop()
+        for proto in list(p.factory.protocols):
+            proto.transport.loseConnection()
+        p.reactor.run_until_idle()
+        p.backend.close()
+        self._now = self.now
+        p.reactor.dead = True
+        self.network.kill(p.reactor)
+        self.proc = None
+
+    # shortcuts to the running process
+    @property
+    def server(self) -> NfsServer:
+        return self.proc.server
+
+    @property
+    def store(self) -> StateStore:
+        return self.proc.store
+
+    @property
+    def backend(self) -> MemoryBackend:
+        return self.proc.backend
+
+    @property
+    def reactor(self) -> FakeReactor:
+        return self.proc.reactor
+
+    def connections(self) -> int:
+        """Connections the running server has open (its RpcFactory's count)."""
+        return len(self.proc.factory.protocols)
+
+    # ------------------------------------------------------------------ clients
+    def connect(self, source: tuple | None = None) -> RpcClient:
+        """A new RPC connection to the running server."""
+        p = self.proc
+        sock = self.network.connect(p.reactor if p else None, p.factory if p else None,
+                                    ADDRESS, source)
+        return RpcClient(*ADDRESS, sock=sock)
+
+    def client(self, minor: int = 1, source: tuple | None = None, **kw) -> NfsClient:
+        """An `NfsClient` (not mounted) whose connections, now and at every `reconnect()`,
+        go to whichever server process is running then."""
+        c = NfsClient(*ADDRESS, minor=minor, connect=lambda: self.connect(source), **kw)
+        self._clients.append(c)
+        return c
+
+    def mount(self, minor: int = 1, back_channel: bool = False, **kw) -> NfsClient:
+        return self.client(minor, **kw).mount(back_channel=back_channel)
+
+    def callback_service(self, host: str = "127.0.0.1") -> CallbackService:
+        """A 4.0 client's callback listener on the network (its `uaddr()` for SETCLIENTID)."""
+        return CallbackService(self.network, host)
+
+    # ------------------------------------------------------------------ what is on the disk
+    def published(self, path: str) -> bytes | None:
+        """The published content at `path` as anybody but a writer sees it (None: no such
+        name), read from the disk through a backend of its own, as `cat` on the server would."""
+        b = self.backend if self.proc else None
+        if b is None:
+            return None
+        h = b.root()
+        try:
+            for comp in [c for c in path.encode().split(b"/") if c]:
+                h = b.lookup(h, comp, None)
+        except Exception as e:  # noqa: BLE001 - NotFound and friends
+            if type(e).__name__ in ("NotFound", "NotDir"):
+                return None
+            raise
+        size = b.getattr(h).size
+        data, _ = b.read(h, 0, size + 1)
+        return data
+
+    def staged(self) -> list[str]:
+        """Ids of the unfinished files on the disk (active, retired or recoverable), as the
+        staging directory of a local export lists them."""
+        return sorted(self.disk.staged)
+
+    def events(self, kind: str | None = None) -> list[str]:
+        """The state store's lifecycle events (discard, ...) of the running process."""
+        return [t for k, t in self.store.events if kind is None or k == kind]
+
+    def text(self) -> str:
+        return self.log.text()
+
+    # ------------------------------------------------------------------ the end
+    def close(self):
+        for c in self._clients:
+            try:
+                c.rpc.close()
+            except Exception:  # noqa: BLE001 - already closed, or its server is gone
+                pass
+        self.kill9()
+        self.log.stop()
