@@ -100,20 +100,21 @@ def harness():
         h.log.check()
 
 
-# ---------------------------------------------------------------- a server process per module
+# ---------------------------------------------------------------- a server per module
 # Modules that need another kind of server define their own `server` fixture.
 @pytest.fixture(scope="module")
-def server(tmp_path_factory):
-    """`python -m nfsd serve` of a fresh directory; at the end it must still be alive and its
-    log free of tracebacks."""
-    from server_proc import ServerProcess
+def server(tmp_path_factory, reactor_thread):
+    """`nfsd serve` of a fresh directory on a real socket, in this process (tests/inproc.py:
+    the CLI's `build()` in the reactor thread, without the half second a process costs); at
+    the end its log must be free of tracebacks."""
+    from inproc import InProcessServer
 
-    srv = ServerProcess(tmp_path_factory.mktemp("export")).start()
+    srv = InProcessServer(reactor_thread, tmp_path_factory.mktemp("export")).start()
     yield srv
     alive = srv.alive()
     srv.stop()
     assert alive, srv.text()
-    assert "Traceback" not in srv.text(), srv.text()
+    srv.check()
 
 
 @pytest.fixture(scope="module")
@@ -154,19 +155,20 @@ def export(tmp_path):
 
 
 @pytest.fixture
-def leased_server(export):
-    """`leased_server(seconds)`: `nfsd serve export --lease-time seconds`, stopped at the end;
-    like `server`, its log must be free of tracebacks."""
-    from server_proc import ServerProcess
+def leased_server(export, reactor_thread):
+    """`leased_server(seconds)`: `nfsd serve export --lease-time seconds` in this process
+    (tests/inproc.py), stopped at the end; like `server`, its log must be free of tracebacks."""
+    from inproc import InProcessServer
 
     started = []
 
     def start(lease):
-        srv = ServerProcess(export, "--lease-time", str(lease)).start()
+        srv = InProcessServer(reactor_thread, export, lease_time=lease).start()
         started.append(srv)
         return srv
 
     yield start
     for srv in started:
         srv.stop()
-        assert "Traceback" not in srv.text(), srv.text()
+    for srv in started:
+        srv.check()

@@ -1,5 +1,6 @@
 """Byte-range locks (LOCK, LOCKT, LOCKU) across clients and owners, for 4.1 and 4.0, and share
-reservations (OPEN deny modes), over real sockets."""
+reservations (OPEN deny modes), over real sockets (the module's in-process `server`). Locks
+ending with the lease: tests/test_crash_and_lease.py::test_rule7_locks_go_away_with_the_lease."""
 
 from __future__ import annotations
 
@@ -7,19 +8,11 @@ import pytest
 
 from nfsd.client import NfsClient, op
 from nfsd.xdr import nfs4 as x
-from server_proc import ServerProcess
-from test_write_once import status, wait_for
+from test_write_once import status
 
 ALL = (1 << 64) - 1
 RW = x.OPEN4_SHARE_ACCESS_BOTH
 RD = x.OPEN4_SHARE_ACCESS_READ
-
-
-@pytest.fixture(scope="module")
-def server(tmp_path_factory):
-    srv = ServerProcess(tmp_path_factory.mktemp("locks") / "export", "--lease-time", "3").start()
-    yield srv
-    srv.stop()
 
 
 class Locker:
@@ -120,18 +113,6 @@ def test_invalid_ranges_and_modes(server):
     assert status(a.c.close_file, a.fh, a.osid) == x.NFS4ERR_LOCKS_HELD
     assert a.unlock(0, ALL).tag == x.NFS4_OK
     a.c.close_file(a.fh, a.osid)
-
-
-def test_locks_go_away_with_the_lease(server):
-    a = Locker(server, b"lease")
-    b = Locker(server, b"lease")
-    assert a.lock(x.WRITE_LT, 0, ALL).tag == x.NFS4_OK
-    assert b.lock(x.WRITE_LT, 0, 1).tag == x.NFS4ERR_DENIED
-
-    def b_gets_it():
-        b.c.call([op("PUTROOTFH")])  # b keeps renewing; a is silent
-        return b.lock(x.WRITE_LT, 0, 1).tag == x.NFS4_OK
-    wait_for(b_gets_it, what="a's lease to expire")
 
 
 def test_lock_released_when_client_reboots(server):

@@ -278,28 +278,25 @@ def test_state_dir_cannot_be_reached_by_rename(client, server, tdir):
     assert not os.path.exists(os.path.join(path, "stolen"))
 
 
-def test_server_checkpoints_the_handle_database_in_the_background(tmp_path):
+def test_server_checkpoints_the_handle_database_in_the_background(tmp_path, harness):
     """Handles recorded by LOOKUPs reach the database file through the server's periodic
-    upkeep (a worker thread), not through checkpoints on the request path."""
-    from server_proc import ServerProcess
+    upkeep (handed to the worker pool by the housekeeping tick), not through checkpoints on
+    the request path. On the harness (a LocalBackend on a fake clock) the tick is a step."""
     from test_backend_local import _names_in_main_file
-    from test_write_once import wait_for
 
     export = tmp_path / "e"
     export.mkdir()
     for i in range(50):
         (export / f"h{i}").write_bytes(b"")
-    srv = ServerProcess(export, "--lease-time", "4").start()
-    try:
-        c = NfsClient(*srv.address).mount()
-        for i in range(50):
-            c.lookup(f"h{i}")
-        db = export / ".nfsd" / "handles.db"
-        scratch = tmp_path / "scratch"
-        scratch.mkdir()
-        wait_for(lambda: {b"h0", b"h49"} <= _names_in_main_file(db, scratch), 30,
-                 "the handles to be checkpointed")
-        c.close()
-    finally:
-        srv.stop()
-    assert "Traceback" not in srv.text()
+    h = harness(directory=export, lease_time=4)  # a tick every second
+    c = h.mount()
+    for i in range(50):
+        c.lookup(f"h{i}")
+    db = export / ".nfsd" / "handles.db"
+    scratch = tmp_path / "scratch"
+    scratch.mkdir()
+    assert not {b"h0", b"h49"} & _names_in_main_file(db, scratch)  # not on the request path
+    ran = h.reactor.getThreadPool().ran
+    h.advance(1)  # one tick: the upkeep runs in the pool
+    assert h.reactor.getThreadPool().ran > ran
+    assert {b"h0", b"h49"} <= _names_in_main_file(db, scratch)

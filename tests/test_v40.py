@@ -1,26 +1,16 @@
-"""NFSv4.0: SETCLIENTID, owner seqids and their replay, OPEN_CONFIRM, RENEW, the duplicate
-request cache across a reconnect, STALE_* after a restart and reclaim with CLAIM_PREVIOUS,
-and the write-once rules through the 4.0 front door."""
+"""NFSv4.0 on a fake clock (tests/harness/): SETCLIENTID, owner seqids and their replay,
+OPEN_CONFIRM, RENEW, the duplicate request cache across a reconnect, lease expiry (EXPIRED),
+STALE_* after a restart and reclaim with CLAIM_PREVIOUS, and the write-once rules through the
+4.0 front door (rules 2, 3 and 6; rules 7 and 8 by lease and restart)."""
 
 from __future__ import annotations
 
-import pytest
-
-from nfsd.client import NfsClient, NfsError, encode_attrs, op
+from harness import status
+from nfsd.client import encode_attrs, op
 from nfsd.xdr import decode, encode, nfs4 as x
-from server_proc import ServerProcess
-from test_write_once import staged_files, status, wait_for
 
 RW = x.OPEN4_SHARE_ACCESS_BOTH
-
-
-@pytest.fixture
-def server(leased_server):
-    return leased_server(4)
-
-
-def mount40(server, **kw):
-    return NfsClient(*server.address, minor=0, **kw).mount()
+LEASE, TICK = 90, 5.0
 
 
 def open_args(c, name, seqid, owner=b"oo", create=True):
@@ -30,8 +20,9 @@ def open_args(c, name, seqid, owner=b"oo", create=True):
                                                x.open_claim4(x.CLAIM_NULL, name)))
 
 
-def test_setclientid_confirm_and_renew(server):
-    c = NfsClient(*server.address, minor=0)
+def test_setclientid_confirm_and_renew(harness):
+    h = harness()
+    c = h.client(minor=0)
     ok = c.setclientid()
     # Unconfirmed: RENEW does not know it yet.
     assert c.compound([op("RENEW", ok.clientid)], minor=0).status == x.NFS4ERR_STALE_CLIENTID
@@ -44,14 +35,30 @@ def test_setclientid_confirm_and_renew(server):
     assert again.clientid == ok.clientid
     c.setclientid_confirm(again.clientid, again.setclientid_confirm)
     # A different principal using a live client's id: CLID_INUSE.
-    other = NfsClient(*server.address, minor=0, owner=c.owner, uid=4242)
+    other = h.client(minor=0, owner=c.owner, uid=4242)
     fh, sid, _ = c.open(c.root(), b"held", create=True)
     assert status(other.setclientid) == x.NFS4ERR_CLID_INUSE
     c.close_file(fh, sid)
 
 
-def test_open_confirm_and_seqid_replay(server, export):
-    c = mount40(server)
+def test_renew_keeps_a_40_lease_alive(harness):
+    """RENEW (or any request naming the client) renews; silence for more than a lease ends
+    it at the next tick: RENEW then answers EXPIRED."""
+    h = harness()
+    t0 = h.now
+    c = h.mount(minor=0)
+    c.open(c.root(), b"f", create=True)
+    for k in range(1, 4):
+        h.advance_to(t0 + k * LEASE)  # exactly a lease after the last renewal: still alive
+        assert c.compound([op("RENEW", c.clientid)], minor=0).status == x.NFS4_OK
+    h.advance(LEASE + TICK)
+    assert c.compound([op("RENEW", c.clientid)], minor=0).status == x.NFS4ERR_EXPIRED
+    assert len(h.events("retire")) == 1
+
+
+def test_open_confirm_and_seqid_replay(harness):
+    h = harness()
+    c = h.mount(minor=0)
     root = c.root()
     r = c.compound([op("PUTFH", root), open_args(c, b"f", 7), op("GETFH")], minor=0)
     assert r.status == x.NFS4_OK
@@ -79,7 +86,7 @@ def test_open_confirm_and_seqid_replay(server, export):
     c.call([op("PUTFH", fh), op("WRITE", sid, 0, x.FILE_SYNC4, b"data")])
     close = [op("PUTFH", fh), op("CLOSE", 9, sid)]
     assert c.compound(close, minor=0).status == x.NFS4_OK
-    assert (export / "f").read_bytes() == b"data"
+    assert h.published("f") == b"data"
     # The CLOSE is replayed (not BAD_STATEID) when retransmitted.
     assert c.compound(close, minor=0).status == x.NFS4_OK
     # An error counts as a seqid too (RFC 7530 9.1.7): NOENT at seqid 10, then 11 is next.
@@ -91,8 +98,29 @@ def test_open_confirm_and_seqid_replay(server, export):
     assert r.status == x.NFS4_OK
 
 
-def test_duplicate_request_cache_survives_a_reconnect(server, export):
-    c = mount40(server)
+def test_a_closed_open_is_replayed_for_one_lease_then_forgotten(harness):
+    """4.0 keeps a closed open one lease, so a retransmitted CLOSE gets its answer again;
+    after that the stateid is unknown."""
+    h = harness()
+    c = h.mount(minor=0)
+    fh, sid, _ = c.open(c.root(), b"f", create=True)
+    seqid = c.next_seqid(b"open-owner")
+    close = [op("PUTFH", fh), op("CLOSE", seqid, sid)]
+    first = c.compound(close, minor=0)
+    assert first.status == x.NFS4_OK
+    h.advance(LEASE)
+    c.compound([op("RENEW", c.clientid)], minor=0)
+    again = c.compound(close, minor=0)
+    assert again.status == x.NFS4_OK
+    assert again.resarray[1].value.value == first.resarray[1].value.value
+    h.advance(TICK * 2)
+    c.compound([op("RENEW", c.clientid)], minor=0)
+    assert c.compound(close, minor=0).status != x.NFS4_OK
+
+
+def test_duplicate_request_cache_survives_a_reconnect(harness):
+    h = harness()
+    c = h.mount(minor=0)
     root = c.root()
     args = encode(x.COMPOUND4args, x.COMPOUND4args(b"drc", 0, [
         op("PUTFH", root),
@@ -109,38 +137,42 @@ def test_duplicate_request_cache_survives_a_reconnect(server, export):
     # Another xid really runs again, and gets EXIST.
     c.rpc.send_call(100003, 4, 1, args, cred=c.cred, xid=xid + 1)
     assert decode(x.COMPOUND4res, c.rpc.recv_reply()[1]).status == x.NFS4ERR_EXIST
-    assert (export / "made-once").is_dir()
+    assert c.lookup("made-once")
 
 
-def test_write_once_rules_hold_for_v40(server, export):
-    a = mount40(server)
-    b = mount40(server)
+def test_write_once_rules_hold_for_v40(harness):
+    h = harness()
+    a = h.mount(minor=0)
+    b = h.mount(minor=0)
     fh, sid, _ = a.open(a.root(), b"w40", create=True)
     a.write(fh, sid, 0, b"private")
     assert a.lookup("w40") == fh  # the writer's machine sees it
     assert status(b.lookup, "w40") == x.NFS4ERR_NOENT
-    assert not (export / "w40").exists()
+    assert h.published("w40") is None
     a.close_file(fh, sid)
-    assert (export / "w40").read_bytes() == b"private"
+    assert h.published("w40") == b"private"
     # Crash: same id, new verifier, through SETCLIENTID.
     fh, sid, _ = a.open(a.root(), b"lost40", create=True)
     a.write(fh, sid, 0, b"lost", stable=x.FILE_SYNC4)
-    assert len(staged_files(export)) == 1
-    NfsClient(*server.address, minor=0, owner=a.owner).setclientid()
-    assert staged_files(export) == []
-    assert "discarded unpublished file" in server.text()
+    assert len(h.staged()) == 1
+    h.client(minor=0, owner=a.owner).setclientid()
+    assert h.staged() == []
+    assert "discarded unpublished file" in h.text()
 
 
-def test_lease_expiry_then_stale_or_expired_state(server, export):
-    a = mount40(server)
+def test_rule7_v40_lease_expiry_then_expired_state_and_resume_by_name(harness):
+    h = harness()
+    a = h.mount(minor=0)
     fh, sid, _ = a.open(a.root(), b"quiet40", create=True)
     a.write(fh, sid, 0, b"kept", stable=x.FILE_SYNC4)
-    wait_for(lambda: "retired" in server.text(), what="lease expiry")
+    h.advance(LEASE + TICK)
+    assert len(h.events("retire")) == 1
     assert a.compound([op("RENEW", a.clientid)], minor=0).status == x.NFS4ERR_EXPIRED
     w = a.compound([op("PUTFH", fh), op("WRITE", sid, 0, x.UNSTABLE4, b"x")], minor=0)
-    # Its state is gone; the file under construction is hidden from everybody until it comes back.
-    assert w.status in (x.NFS4ERR_BAD_STATEID, x.NFS4ERR_EXPIRED, x.NFS4ERR_STALE)
-    assert len(staged_files(export)) == 1
+    # Its state is gone (EXPIRED, not BAD_STATEID: the server remembers what it held); the
+    # file under construction is hidden from everybody until it comes back.
+    assert w.status == x.NFS4ERR_EXPIRED
+    assert len(h.staged()) == 1 and h.published("quiet40") is None
     # The same incarnation comes back and re-opens by name (4.0 has no CLAIM_FH): resumed.
     a.reconnect()
     a.seqids.clear()
@@ -150,33 +182,34 @@ def test_lease_expiry_then_stale_or_expired_state(server, export):
     assert a.read(fh, sid2)[0] == b"kept"
     a.write(fh, sid2, 4, b" and finished")
     a.close_file(fh, sid2)
-    assert (export / "quiet40").read_bytes() == b"kept and finished"
+    assert h.published("quiet40") == b"kept and finished"
 
 
-def test_restart_stale_ids_and_claim_previous(export):
-    srv = ServerProcess(export, "--lease-time", "4").start()
-    a = mount40(srv)
-    try:
-        pub = a.create_file(a.root(), b"published", b"p")
-        _, psid, _ = a.open(a.root(), b"published", access=x.OPEN4_SHARE_ACCESS_READ, owner=b"r")
-        fh, sid, _ = a.open(a.root(), b"r40", create=True)
-        a.write(fh, sid, 0, b"before|", stable=x.FILE_SYNC4)
-        old_clientid = a.clientid
-        srv.kill9()
-        srv = ServerProcess(export, "--lease-time", "4", port=srv.port).start()
-        a.reconnect()
-        assert a.compound([op("RENEW", old_clientid)], minor=0).status == x.NFS4ERR_STALE_CLIENTID
-        r = a.compound([op("PUTFH", pub), op("READ", psid, 0, 10)], minor=0)
-        assert r.status == x.NFS4ERR_STALE_STATEID
-        a.mount()  # SETCLIENTID + CONFIRM, same verifier
-        assert status(a.open, a.root(), b"new40", create=True, owner=b"o2") == x.NFS4ERR_GRACE
-        a.seqids.clear()  # the server forgot the owner: it may start anywhere
-        claim = x.open_claim4(x.CLAIM_PREVIOUS, x.OPEN_DELEGATE_NONE)
-        _, sid2, _ = a.open(fh, b"", access=RW, claim=claim)
-        a.write(fh, sid2, 7, b"after", stable=x.FILE_SYNC4)
-        a.close_file(fh, sid2)
-        assert (export / "r40").read_bytes() == b"before|after"
-    finally:
-        a.close()
-        srv.stop()
-    _ = NfsError
+def test_rule8_v40_restart_stale_ids_and_claim_previous(harness):
+    h = harness()
+    a = h.mount(minor=0)
+    pub = a.create_file(a.root(), b"published", b"p")
+    _, psid, _ = a.open(a.root(), b"published", access=x.OPEN4_SHARE_ACCESS_READ, owner=b"r")
+    fh, sid, _ = a.open(a.root(), b"r40", create=True)
+    a.write(fh, sid, 0, b"before|", stable=x.FILE_SYNC4)
+    old_clientid = a.clientid
+    h.restart()
+    a.reconnect()
+    assert a.compound([op("RENEW", old_clientid)], minor=0).status == x.NFS4ERR_STALE_CLIENTID
+    r = a.compound([op("PUTFH", pub), op("READ", psid, 0, 10)], minor=0)
+    assert r.status == x.NFS4ERR_STALE_STATEID
+    a.mount()  # SETCLIENTID + CONFIRM, same verifier
+    assert status(a.open, a.root(), b"new40", create=True, owner=b"o2") == x.NFS4ERR_GRACE
+    a.seqids.clear()  # the server forgot the owner: it may start anywhere
+    claim = x.open_claim4(x.CLAIM_PREVIOUS, x.OPEN_DELEGATE_NONE)
+    _, sid2, _ = a.open(fh, b"", access=RW, claim=claim)
+    a.write(fh, sid2, 7, b"after", stable=x.FILE_SYNC4)
+    a.close_file(fh, sid2)
+    assert h.published("r40") == b"before|after"
+    # 4.0 has no RECLAIM_COMPLETE: grace ends by time, with the read open not reclaimed.
+    assert status(a.open, a.root(), b"new40", create=True, owner=b"o2") == x.NFS4ERR_GRACE
+    h.advance(LEASE)
+    a.compound([op("RENEW", a.clientid)], minor=0)
+    fh3, sid3, _ = a.open(a.root(), b"new40", create=True, owner=b"o2")
+    a.close_file(fh3, sid3, owner=b"o2")
+    assert h.published("new40") == b""

@@ -9,15 +9,25 @@ What differs is what `build` takes from the process: the backend is a `MemoryBac
 harness's disk instead of a `LocalBackend` on a directory, client records live in
 `MemoryRecords` (durable, like `backend.records.RecordStore`, whose files survive kill -9 and
 power loss), time and randomness are the harness's, and nothing listens on a socket.
+
+`Harness(directory=...)` serves a real directory with a `LocalBackend` instead (its records
+in a `RecordStore` and its status snapshot in `.nfsd/status.json`, as `nfsd serve` keeps
+them), for tests of what is on a local disk (`nfsd inspect`, the handle database). Its
+`kill9()` closes the backend, which releases what the kernel releases when a process dies (the
+state directory's lock, fds, the database connection); a real kill -9 of a LocalBackend is
+tests/test_write_once.py::test_rule8_kill9_restart_reclaim_and_finish. `power_loss()` needs
+the MemoryDisk.
 """
 
 from __future__ import annotations
 
+import os
 import random
 
 from twisted.internet import task
 
 from backend.memory import MemoryBackend, MemoryDisk
+from backend.records import RecordStore, write_status
 from nfsd.client import NfsClient
 from nfsd.exports import ExportTable, Options, quick_export
 from nfsd.rpc.client import RpcClient
@@ -60,8 +70,16 @@ class Process:
 
     def __init__(self, h: "Harness"):
         self.reactor = FakeReactor(h.now, h.network)
-        self.backend = MemoryBackend(h.disk, clock_ns=h.wallclock_ns)
-        self.records = MemoryRecords(h.client_records)
+        self.status_path = None
+        if h.directory is None:
+            self.backend = MemoryBackend(h.disk, clock_ns=h.wallclock_ns)
+            self.records = MemoryRecords(h.client_records)
+        else:
+            from backend.local import LocalBackend
+
+            self.backend = LocalBackend(h.directory)
+            self.records = RecordStore(os.path.join(self.backend.state_dir, "clients"))
+            self.status_path = os.path.join(self.backend.state_dir, "status.json")
         cfg = h.config
         self.store = StateStore(clock=self.reactor.seconds, wallclock=h.wallclock, rand=h.randbytes,
                                 lease_time=cfg["lease_time"], grace_time=cfg["grace_time"],
@@ -82,9 +100,14 @@ class Process:
                                   max_connections=cfg["max_connections"],
                                   idle_timeout=cfg["idle_timeout"], reactor=self.reactor)
         self._upkeep = []
+        started = h.wallclock()
 
         def tick():
             self.store.tick()
+            if self.status_path is not None:
+                snap = self.store.snapshot()
+                snap.update(pid=os.getpid(), started=started, updated=h.wallclock())
+                write_status(self.status_path, snap)
             if not self._upkeep:
                 self._upkeep.append(True)
                 d = self.server.in_thread(self.backend.maintenance)
@@ -110,14 +133,16 @@ class Harness:
     def __init__(self, *, lease_time=90, grace_time=None, retire_after=3600, minors=(0, 1, 2),
                  delegations=True, recall_timeout=None, max_clients=10_000,
                  max_opens_per_client=10_000, max_connections=1024, idle_timeout=None,
-                 options: Options = TRUSTED, seed: int = 0, start: bool = True):
+                 options: Options = TRUSTED, seed: int = 0, directory=None,
+                 start: bool = True):
         self.config = dict(lease_time=lease_time, grace_time=grace_time,
                            retire_after=retire_after, minors=tuple(minors),
                            delegations=delegations, recall_timeout=recall_timeout,
                            max_clients=max_clients, max_opens_per_client=max_opens_per_client,
                            max_connections=max_connections, idle_timeout=idle_timeout,
                            options=options)
-        self.disk = MemoryDisk()
+        self.directory = None if directory is None else str(directory)
+        self.disk = MemoryDisk() if directory is None else None
         self.client_records: dict[bytes, bytes] = {}
         self.network = Network()
         self.rng = random.Random(seed)
@@ -171,6 +196,9 @@ class Harness:
         self._now = self.now
         self.proc.reactor.dead = True
         self.network.kill(self.proc.reactor)
+        if self.directory is not None:  # what the kernel releases when a process dies
+            self.proc.backend.close()
+            self.proc.records.close()
         self.proc = None
 
     def restart(self):
@@ -181,6 +209,7 @@ class Harness:
     def power_loss(self):
         """The machine loses power: the process dies and the disk keeps only what was synced
         (`MemoryDisk.power_loss`); then the server boots again."""
+        assert self.disk is not None, "a power loss needs the MemoryDisk"
         self.kill9()
         self.disk.power_loss()
         return self.start()
@@ -195,11 +224,9 @@ class Harness:
         for proto in list(p.factory.protocols):
             proto.transport.loseConnection()
         p.reactor.run_until_idle()
-        p.backend.close()
-        self._now = self.now
-        p.reactor.dead = True
-        self.network.kill(p.reactor)
-        self.proc = None
+        if self.directory is None:
+            p.backend.close()
+        self.kill9()
 
     # shortcuts to the running process
     @property
@@ -266,6 +293,9 @@ class Harness:
     def staged(self) -> list[str]:
         """Ids of the unfinished files on the disk (active, retired or recoverable), as the
         staging directory of a local export lists them."""
+        if self.disk is None:
+            d = os.path.join(self.backend.state_dir, "staging")
+            return sorted(n[:-5] for n in os.listdir(d) if n.endswith(".data"))
         return sorted(self.disk.staged)
 
     def events(self, kind: str | None = None) -> list[str]:
