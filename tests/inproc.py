@@ -30,8 +30,9 @@ class InProcessServer:
     def __init__(self, reactor_thread, directory, **config):
         """`config`: `nfsd.server.Config` fields (lease_time=, inline_fsync=, ...)."""
         self.rt = reactor_thread
-        self.directory = str(directory)
-        os.makedirs(self.directory, exist_ok=True)
+        self.directory = None if directory is None else str(directory)  # None: exports_file=
+        if self.directory is not None:
+            os.makedirs(self.directory, exist_ok=True)
         config.setdefault("export_options", TRUSTED)
         self.config = Config(directory=self.directory, bind="127.0.0.1", port=0, **config)
         self.log = LogCapture()

@@ -14,6 +14,7 @@ from nfsd.client import NfsClient, NfsError, op
 from nfsd.exports import ExportsError, parse_exports
 from nfsd.rpc.message import AuthSys
 from nfsd.xdr import nfs4 as x
+from inproc import InProcessServer
 from server_proc import ServerProcess
 from test_write_once import status, wait_for
 
@@ -25,10 +26,22 @@ def write_exports(path, text):
     return path
 
 
-def check(path):
-    r = subprocess.run([sys.executable, "-m", "nfsd", "exports", "check", str(path)],
-                       capture_output=True, text=True, timeout=60)
-    return r.returncode, r.stdout + r.stderr
+def check(path, process=False):
+    """`nfsd exports check PATH`: (exit status, output). In this process unless `process`
+    (the command's own code either way; a process costs half a second)."""
+    if process:
+        r = subprocess.run([sys.executable, "-m", "nfsd", "exports", "check", str(path)],
+                           capture_output=True, text=True, timeout=60)
+        return r.returncode, r.stdout + r.stderr
+    import contextlib
+    import io
+
+    from nfsd.cli import main
+
+    out = io.StringIO()
+    with contextlib.redirect_stdout(out), contextlib.redirect_stderr(out):
+        rc = main(["exports", "check", str(path)])
+    return rc, out.getvalue()
 
 
 # ---------------------------------------------------------------- the file
@@ -93,7 +106,7 @@ def test_good_file_check_and_defaults(tmp_path):
     f = write_exports(tmp_path / "exports",
                       f"{tmp_path}/data -rw,insecure 10.0.0.0/8(root_squash) 127.0.0.1(no_root_squash) \\\n"
                       "   ::1 *(ro)\n")
-    rc, out = check(f)
+    rc, out = check(f, process=True)
     assert rc == 0, out
     e = parse_exports(str(f))[0]
     assert [m.text for m, _ in e.rules] == ["10.0.0.0/8", "127.0.0.1", "::1", "*"]
@@ -124,11 +137,23 @@ def exports_text(t):
 
 
 @pytest.fixture
-def served(tree):
+def served(tree, reactor_thread):
+    """`nfsd serve --exports FILE` in this process (tests/inproc.py)."""
+    f = write_exports(tree / "exports", exports_text(tree))
+    srv = InProcessServer(reactor_thread, None, exports_file=str(f)).start()
+    yield srv, tree, f
+    srv.stop()
+    srv.check()
+
+
+@pytest.fixture
+def served_process(tree):
+    """`nfsd serve --exports FILE` as a process, for what needs one (SIGHUP)."""
     f = write_exports(tree / "exports", exports_text(tree))
     srv = ServerProcess(None, "--exports", str(f)).start()
     yield srv, tree, f
     srv.stop()
+    assert "Traceback" not in srv.text(), srv.text()
 
 
 def mount(srv, **kw):
@@ -225,8 +250,8 @@ def test_secure_export_wants_a_privileged_port(served):
     assert (t / "srv/secure/ok").read_text() == "privileged"
 
 
-def test_reload_on_sighup_keeps_clients(served):
-    srv, t, f = served
+def test_reload_on_sighup_keeps_clients(served_process):
+    srv, t, f = served_process
     c = mount(srv)
     data = c.lookup(f"{t}/srv/data")
     fh, sid, _ = c.open(data, b"kept-open", create=True)
@@ -251,9 +276,10 @@ def test_reload_on_sighup_keeps_clients(served):
 
 
 # ---------------------------------------------------------------- access control by identity
-def test_mode_bits_apply_through_hard_links_and_to_files_under_construction(tmp_path):
+def test_mode_bits_apply_through_hard_links_and_to_files_under_construction(tmp_path,
+                                                                            reactor_thread):
     export = tmp_path / "export"
-    srv = ServerProcess(export).start()
+    srv = InProcessServer(reactor_thread, export).start()
     try:
         root = mount(srv)
         r = root.root()
@@ -279,3 +305,4 @@ def test_mode_bits_apply_through_hard_links_and_to_files_under_construction(tmp_
         _ = NfsError
     finally:
         srv.stop()
+    srv.check()

@@ -12,6 +12,8 @@ import pytest
 
 from server_proc import ServerProcess
 
+pytestmark = pytest.mark.vm  # boots a VM: `python -m pytest -m "not vm"` leaves it out
+
 HERE = Path(__file__).parent / "kernel"
 WORK = Path(os.environ.get("LC_WORK", "/tmp/linux-client"))
 REQUIRE = os.environ.get("NFSD_KERNEL_TESTS") == "require"

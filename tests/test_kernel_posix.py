@@ -6,6 +6,8 @@ from __future__ import annotations
 import os
 import signal
 
+import pytest
+
 from nfsd.client import NfsClient, NfsError
 from nfsd.xdr import nfs4 as x
 from server_proc import ServerProcess
@@ -13,6 +15,8 @@ from test_kernel_client import _unavailable, lc_run
 from test_kernel_client import vm as vm  # noqa: F401 - the fixture, shared
 from test_kernel_writeonce import finish, qemu_of, start_vm
 from test_write_once import wait_for
+
+pytestmark = pytest.mark.vm  # boots a VM: `python -m pytest -m "not vm"` leaves it out
 
 
 def _need_guest_python():

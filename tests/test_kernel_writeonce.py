@@ -16,6 +16,8 @@ from test_kernel_client import HERE, WORK
 from test_kernel_client import vm as vm  # noqa: F401 - the fixture, shared
 from test_write_once import staged_files, wait_for
 
+pytestmark = pytest.mark.vm  # boots a VM: `python -m pytest -m "not vm"` leaves it out
+
 OPTS = "actimeo=0,lookupcache=none"  # the guest polls for files the host creates
 
 

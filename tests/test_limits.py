@@ -1,5 +1,6 @@
 """Limits with clear errors (connections, clients, sessions and slots, opens per client, idle
-connections) and a full disk: NOSPC, nothing published damaged, other files go on."""
+connections) and a full disk: NOSPC, nothing published damaged, other files go on. Servers
+are `nfsd serve`'s `build()` in this process (tests/inproc.py) with the setting under test."""
 
 from __future__ import annotations
 
@@ -14,23 +15,38 @@ import pytest
 from nfsd.client import NfsClient, op
 from nfsd.rpc.client import RpcConnectionClosed
 from nfsd.xdr import nfs4 as x
-from server_proc import ServerProcess
+from inproc import InProcessServer
 from test_write_once import status, wait_for
 
 
-def test_client_limit(tmp_path):
-    srv = ServerProcess(tmp_path / "e", "--max-clients", "3").start()
-    try:
-        cs = [NfsClient(*srv.address).mount() for _ in range(3)]
-        extra = NfsClient(*srv.address)
-        assert status(extra.exchange_id) == x.NFS4ERR_DELAY
-        c40 = NfsClient(*srv.address, minor=0)
-        assert status(c40.setclientid) == x.NFS4ERR_RESOURCE
-        cs[0].destroy()
-        extra.mount()  # room again
-        assert "client limit (3) reached" in srv.text()
-    finally:
+@pytest.fixture
+def serve(reactor_thread):
+    """`serve(directory, **config)`: a started in-process server, stopped (and checked for
+    tracebacks) at the end."""
+    started = []
+
+    def start(directory, **config):
+        srv = InProcessServer(reactor_thread, directory, **config).start()
+        started.append(srv)
+        return srv
+
+    yield start
+    for srv in started:
         srv.stop()
+    for srv in started:
+        srv.check()
+
+
+def test_client_limit(tmp_path, serve):
+    srv = serve(tmp_path / "e", max_clients=3)
+    cs = [NfsClient(*srv.address).mount() for _ in range(3)]
+    extra = NfsClient(*srv.address)
+    assert status(extra.exchange_id) == x.NFS4ERR_DELAY
+    c40 = NfsClient(*srv.address, minor=0)
+    assert status(c40.setclientid) == x.NFS4ERR_RESOURCE
+    cs[0].destroy()
+    extra.mount()  # room again
+    assert "client limit (3) reached" in srv.text()
 
 
 def test_session_and_slot_limits(server):
@@ -51,41 +67,47 @@ def test_session_and_slot_limits(server):
         c.close()
 
 
-def test_open_limit_per_client(tmp_path):
+def test_open_limit_per_client(tmp_path, serve):
     export = tmp_path / "e"
-    srv = ServerProcess(export, "--max-opens-per-client", "4").start()
-    try:
-        for i in range(6):
-            (export / f"f{i}").write_bytes(b"x")
-        c = NfsClient(*srv.address).mount()
-        opened = [c.open(c.root(), b"f%d" % i, access=x.OPEN4_SHARE_ACCESS_READ) for i in range(4)]
-        assert status(c.open, c.root(), b"f4", access=x.OPEN4_SHARE_ACCESS_READ) == x.NFS4ERR_NOSPC
-        other = NfsClient(*srv.address).mount()  # the limit is per client
-        other.open(other.root(), b"f4", access=x.OPEN4_SHARE_ACCESS_READ)
-        fh, sid, _ = opened[0]
-        c.close_file(fh, sid)
-        c.open(c.root(), b"f5", access=x.OPEN4_SHARE_ACCESS_READ)
-    finally:
-        srv.stop()
+    srv = serve(export, max_opens_per_client=4)
+    for i in range(6):
+        (export / f"f{i}").write_bytes(b"x")
+    c = NfsClient(*srv.address).mount()
+    opened = [c.open(c.root(), b"f%d" % i, access=x.OPEN4_SHARE_ACCESS_READ) for i in range(4)]
+    assert status(c.open, c.root(), b"f4", access=x.OPEN4_SHARE_ACCESS_READ) == x.NFS4ERR_NOSPC
+    other = NfsClient(*srv.address).mount()  # the limit is per client
+    other.open(other.root(), b"f4", access=x.OPEN4_SHARE_ACCESS_READ)
+    fh, sid, _ = opened[0]
+    c.close_file(fh, sid)
+    c.open(c.root(), b"f5", access=x.OPEN4_SHARE_ACCESS_READ)
 
 
-def test_connection_limit_and_idle_timeout(tmp_path):
-    srv = ServerProcess(tmp_path / "e", "--max-connections", "2", "--idle-timeout", "1").start()
-    try:
-        a = NfsClient(*srv.address)
-        b = NfsClient(*srv.address)
-        a.null(), b.null()
-        third = socket.create_connection(srv.address, timeout=10)
-        assert third.recv(1) == b""  # refused: closed at once
-        third.close()
-        # idle connections are closed by the server (the read returns EOF)
-        a.rpc.sock.settimeout(30)
-        assert a.rpc.sock.recv(1) == b""
-        with pytest.raises((RpcConnectionClosed, OSError)):
-            a.null()
-        NfsClient(*srv.address).null()  # a slot is free again
-    finally:
-        srv.stop()
+def test_connection_limit(tmp_path, serve):
+    srv = serve(tmp_path / "e", max_connections=2)
+    a = NfsClient(*srv.address)
+    b = NfsClient(*srv.address)
+    a.null(), b.null()
+    third = socket.create_connection(srv.address, timeout=10)
+    assert third.recv(1) == b""  # refused: closed at once
+    third.close()
+    assert "2 connections open (limit)" in srv.text()
+    a.close()
+    wait_for(lambda: srv.call(lambda: len(srv.factory.protocols)) == 1, what="a's close")
+    NfsClient(*srv.address).null()  # a slot is free again
+    b.null()
+
+
+def test_idle_timeout(tmp_path, serve):
+    srv = serve(tmp_path / "e", idle_timeout=0.2)
+    a = NfsClient(*srv.address)
+    a.null()
+    # idle connections are closed by the server (the read returns EOF)
+    a.rpc.sock.settimeout(30)
+    assert a.rpc.sock.recv(1) == b""
+    with pytest.raises((RpcConnectionClosed, OSError)):
+        a.null()
+    a.reconnect()
+    a.null()
 
 
 @pytest.fixture
@@ -100,9 +122,9 @@ def small_fs(tmp_path):
     subprocess.run(["umount", "-l", str(mnt)], capture_output=True)
 
 
-def test_disk_full_gives_nospc_and_damages_nothing(small_fs):
+def test_disk_full_gives_nospc_and_damages_nothing(small_fs, serve):
     export = small_fs / "export"
-    srv = ServerProcess(export).start()
+    srv = serve(export)
     try:
         c = NfsClient(*srv.address).mount()
         root = c.root()
@@ -139,16 +161,15 @@ def test_disk_full_gives_nospc_and_damages_nothing(small_fs):
         assert (export / "after").read_bytes() == b"still working"
         assert srv.alive()
     finally:
-        srv.stop()
-    _ = (op, wait_for)
+        srv.stop()  # before the file system goes
 
 
-def test_commit_on_a_full_disk_answers_nospc(small_fs):
+def test_commit_on_a_full_disk_answers_nospc(small_fs, serve):
     """A sync that fails in the worker thread (here: the staging record of a new version
     cannot be rewritten on a full disk) answers the backend's status, not SERVERFAULT, and
     the file is written and published once there is space again."""
     export = small_fs / "export"
-    srv = ServerProcess(export).start()
+    srv = serve(export)
     try:
         c = NfsClient(*srv.address).mount()
         root = c.root()
@@ -165,7 +186,7 @@ def test_commit_on_a_full_disk_answers_nospc(small_fs):
         finally:
             os.close(fd)
         assert status(c.commit, fh) == x.NFS4ERR_NOSPC
-        assert b"SERVERFAULT" not in srv.log and b"Traceback" not in srv.log
+        assert "SERVERFAULT" not in srv.text() and "Traceback" not in srv.text()
         filler.unlink()
         c.commit(fh)
         c.close_file(fh, sid)
