@@ -1,19 +1,23 @@
-"""Hostile input over real sockets against a real server process: garbage bytes, absurd record
+"""Hostile input over real sockets against a real server (`nfsd serve`'s `build()` in this
+process, tests/inproc.py, so its connections can be counted): garbage bytes, absurd record
 markers, connections dropped mid-record, COMPOUNDs that lie about their sizes, invalid enum and
-union values, and a bounded fuzz of mutated real requests. After each, the process is alive and
-answers another client correctly.
+union values, and a bounded fuzz of mutated real requests. After each, the server is alive and
+answers another client correctly, and its log has no traceback.
 
-No sleeps: every wait is for a reply (or for the server to close the connection), and each
-test that sends something the server may drop follows it with a NULL call whose reply proves
-the earlier input was consumed."""
+No sleeps: every wait is for a reply (or for the server to close the connection), each test
+that sends something the server may drop follows it with a NULL call whose reply proves the
+earlier input was consumed, and what the server holds (connections, bytes of half records) is
+polled with a deadline."""
 
 from __future__ import annotations
 
+import gc
 import os
 import random
 import socket
 import struct
 import time
+import weakref
 
 import pytest
 from hypothesis import HealthCheck, given, seed, settings, strategies as st
@@ -23,6 +27,7 @@ from nfsd.rpc.client import RpcClient, RpcConnectionClosed
 from nfsd.rpc.framing import frame
 from nfsd.rpc.message import AuthSys, RpcReplyError, build_call, parse_reply
 from nfsd.xdr import XdrError, decode, nfs4 as x
+from test_write_once import wait_for
 
 PROG, VERS = 100003, 4
 CRED = AuthSys(0, b"hostile", 0, 0, ())
@@ -163,18 +168,57 @@ def test_many_small_fragments_adding_up_past_the_limit(server):
         expect_closed(c)
 
 
-def test_disconnect_mid_record(server):
+def held(server):
+    """(connections open, bytes of incomplete records they hold) in the server, read in the
+    reactor thread where they live."""
+    def count():
+        ps = [p for p in server.factory.protocols if p._reader is not None]
+        return len(server.factory.protocols), sum(p._reader.pending for p in ps)
+    return server.call(count)
+
+
+def new_protocols(server, before):
+    return server.call(lambda: [p for p in server.factory.protocols if p not in before])
+
+
+def test_disconnect_mid_record(server, witness):
+    """A client that goes away in the middle of a record (or of its record marker): the
+    server holds only the bytes that came, drops them and the connection when it goes, and
+    goes on serving the other clients and new connections (checked after every test)."""
+    base_conns, base_bytes = held(server)
+    before = server.call(lambda: set(server.factory.protocols))
     call = build_call(1, PROG, VERS, 1, CRED) + compound_bytes([op("PUTROOTFH")])
+    data = struct.pack(">I", LAST | len(call) + 100) + call  # announces 100 bytes more
     for cut in (1, 2, 3, 4, 10, 30, len(call)):
-        with connect(server) as c:
-            data = struct.pack(">I", LAST | len(call) + 100) + call
-            c.send_raw(data[:cut])
+        c = connect(server)
+        c.send_raw(data[:cut])
+        # Until the client goes, the server holds what came (marker bytes included), no more.
+        expect = base_bytes + (cut if cut < 4 else cut - 4)
+        wait_for(lambda: len(new_protocols(server, before)) == 1 and held(server)[1] == expect,
+                 what=f"the server to hold {cut} bytes")
+        [proto] = new_protocols(server, before)
+        gone = weakref.ref(proto)
+        del proto
+        c.close()
+        wait_for(lambda: held(server) == (base_conns, base_bytes),
+                 what="the connection and its half record to go")
+        gc.collect()
+        assert gone() is None, "the closed connection's protocol is still referenced"
     # Half a record marker, then a close, on many connections at once.
     socks = [socket.create_connection(server.address) for _ in range(20)]
     for s in socks:
         s.sendall(b"\x80\x00")
+    wait_for(lambda: held(server) == (base_conns + 20, base_bytes + 40),
+             what="20 connections holding 2 bytes each")
     for s in socks:
         s.close()
+    wait_for(lambda: held(server) == (base_conns, base_bytes), what="all 20 to go")
+    # A large half record: held while the client is there, freed when it goes.
+    with connect(server) as c:
+        c.send_raw(struct.pack(">I", LAST | 1 << 20) + bytes(512 << 10))
+        wait_for(lambda: held(server)[1] == base_bytes + (512 << 10), what="512 KiB held")
+    wait_for(lambda: held(server) == (base_conns, base_bytes), what="the 512 KiB to go")
+    assert "Traceback" not in server.text()
 
 
 def test_disconnect_before_reading_a_large_reply(server, witness):
