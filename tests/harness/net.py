@@ -22,7 +22,8 @@ import errno
 import itertools
 
 from twisted.internet.address import IPv4Address
-from twisted.internet.error import ConnectionDone, ConnectionLost, ConnectionRefusedError
+from twisted.internet.error import ConnectionDone, ConnectionLost
+from twisted.internet.error import ConnectionRefusedError as Refused
 from twisted.python.failure import Failure
 
 from nfsd.client import answer_callback
@@ -304,7 +305,7 @@ class Network:
 
         def attempt():
             if service is None:
-                factory.clientConnectionFailed(connector, Failure(ConnectionRefusedError(host, port)))
+                factory.clientConnectionFailed(connector, Failure(Refused(host, port)))
                 return
             src = ("127.0.0.1", self.new_port())  # the server's address as the client sees it
             proto = factory.buildProtocol(IPv4Address("TCP", host, port))
