@@ -23,9 +23,11 @@ from __future__ import annotations
 
 import os
 import random
+import threading
 
 from twisted.internet import task
 
+from backend import interface as I
 from backend.memory import MemoryBackend, MemoryDisk
 from backend.records import RecordStore, write_status
 from nfsd.client import NfsClient
@@ -87,7 +89,7 @@ class Process:
                                 max_clients=cfg["max_clients"],
                                 max_opens_per_client=cfg["max_opens_per_client"],
                                 recall_timeout=cfg["recall_timeout"])
-        export = quick_export("/", self.backend, ["*"], cfg["options"])
+        export = quick_export(h.directory or "/", self.backend, ["*"], cfg["options"])
         self.server = NfsServer(ExportTable([export], h.wallclock_ns()), self.store, self.reactor,
                                 minors=cfg["minors"], delegations=cfg["delegations"])
         self.server.now_ns = h.wallclock_ns  # SET_TO_SERVER_TIME: the harness's wall clock
@@ -119,7 +121,8 @@ class Process:
 
 
 class Harness:
-    """A server over a MemoryDisk on a fake clock; see the module and package texts.
+    """A server over a MemoryDisk (or a directory) on a fake clock; see the module and
+    package texts.
 
     Settings are those of `nfsd serve` (`lease_time`, `grace_time`, `retire_after`,
     `minors`, `delegations`, `recall_timeout`, `max_clients`, `max_opens_per_client`,
@@ -147,7 +150,7 @@ class Harness:
         self.network = Network()
         self.rng = random.Random(seed)
         self._now = 1000.0  # the machine's monotonic clock while no process runs
-        self.log = LogCapture(threads={__import__("threading").get_ident()}).start()
+        self.log = LogCapture(threads={threading.get_ident()}).start()
         self.proc: Process | None = None
         self.boots = 0
         self._clients: list[NfsClient] = []
@@ -265,6 +268,8 @@ class Harness:
         return c
 
     def mount(self, minor: int = 1, back_channel: bool = False, **kw) -> NfsClient:
+        """A client with its client ID (and session, offering its connection as the back
+        channel if asked), as `NfsClient.mount`."""
         return self.client(minor, **kw).mount(back_channel=back_channel)
 
     def callback_service(self, host: str = "127.0.0.1") -> CallbackService:
@@ -273,19 +278,16 @@ class Harness:
 
     # ------------------------------------------------------------------ what is on the disk
     def published(self, path: str) -> bytes | None:
-        """The published content at `path` as anybody but a writer sees it (None: no such
-        name), read from the disk through a backend of its own, as `cat` on the server would."""
-        b = self.backend if self.proc else None
-        if b is None:
-            return None
+        """The published content at `path` as nobody's writer sees it (None: no such name),
+        read through the running server's backend without a viewer, as `cat` on the server
+        machine would read it."""
+        b = self.backend
         h = b.root()
         try:
             for comp in [c for c in path.encode().split(b"/") if c]:
                 h = b.lookup(h, comp, None)
-        except Exception as e:  # noqa: BLE001 - NotFound and friends
-            if type(e).__name__ in ("NotFound", "NotDir"):
-                return None
-            raise
+        except (I.NotFound, I.NotDir):
+            return None
         size = b.getattr(h).size
         data, _ = b.read(h, 0, size + 1)
         return data

@@ -22,7 +22,7 @@ import errno
 import itertools
 
 from twisted.internet.address import IPv4Address
-from twisted.internet.error import ConnectionDone, ConnectionLost
+from twisted.internet.error import ConnectionDone
 from twisted.internet.error import ConnectionRefusedError as Refused
 from twisted.python.failure import Failure
 
@@ -108,7 +108,7 @@ class ServerTransport:
     def peer_closed(self):
         """The peer closed its end."""
         if not self.closed:
-            self.reactor.callFromThread(self._lost, ConnectionLost("closed by the peer"))
+            self.reactor.callFromThread(self._lost, ConnectionDone("closed by the peer"))
 
     def _lost(self, why):
         if self.closed:
