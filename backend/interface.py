@@ -33,9 +33,29 @@ Space and sparse files (RFC 7862): `Staging.allocate` / `Staging.deallocate` cha
 staging version (fallocate, punch hole); `Staging.seek` and `seek` find data or holes in a
 staging version or the published one.
 
-Thread use: every method may be called from the reactor thread; `Staging.sync`, `Staging.write`,
-`Staging.read`, `read` and `publish` may also be called from worker threads (each staging object
-is used by one thread at a time; the protocol layer serialises per staging object).
+Contracts the protocol layer relies on
+--------------------------------------
+* **Handle prefix.** The first 8 bytes of every handle a backend hands out are the same for all
+  of its handles, differ between backends (exports) served together, and stay the same across
+  restarts: the server routes a filehandle to its export by `handle[:8]` alone
+  (`nfsd.exports.ExportTable`), so handles survive restarts and reloads of the exports file.
+  `HANDLE_PREFIX` is that length.
+* **Threads.** Every method may be called from the reactor thread, and must then not wait
+  long: memory, the page cache, or one round trip to a nearby database bounded by a timeout;
+  never an object store or a slow disk (raise `WouldBlock` where the interface allows it, as
+  `read(nowait=True)` does). These may block and may run in worker threads: `create_staged`,
+  `stage_version`, `publish` and the callable it returns, `Staging.sync`, `Staging.write`,
+  `Staging.read`, `read` (without `nowait`), `maintenance`. Each staging object is used by one
+  thread at a time (the protocol layer serialises per staging object); a backend serialises its
+  own shared state.
+* **Whose files.** `list_staged()` returns the unfinished files *this server* left (a backend
+  shared by several servers returns only its own server's); `restart` of the protocol layer
+  treats every one as its own client's to reclaim.
+* **Server records.** `client_records()` keeps, durably, which client incarnations hold state
+  (they decide the grace period after a restart); `save_status(snapshot)` publishes the running
+  server's state for `nfsd inspect` (a view, not durable); `problems()` lists what could not be
+  used at start-up. Backends are opened by spec through `backend.open_backend` (`file:///srv/x`);
+  nothing above `backend/` names a backend class.
 
 Errors are the `BackendError` subclasses below; the protocol layer maps each to one NFS status.
 """
@@ -46,6 +66,7 @@ import enum
 from dataclasses import dataclass, field
 
 HANDLE_MAX = 64
+HANDLE_PREFIX = 8  # handle[:8] names the backend (export) a handle belongs to
 NAME_MAX = 255
 
 
@@ -296,8 +317,36 @@ class Staging:
         return (offset, False) if what == Content.DATA else (size, True)
 
 
+class ClientRecords:
+    """Durable records of the client incarnations (owner, boot verifier) that hold state: after
+    a restart they decide whether there is a grace period and who may reclaim. A write is
+    durable when it returns."""
+
+    def put_client(self, owner: bytes, verifier: bytes) -> None:  # pragma: no cover
+        raise NotImplementedError
+
+    def delete_client(self, owner: bytes) -> None:  # pragma: no cover
+        raise NotImplementedError
+
+    def clients(self) -> list[tuple[bytes, bytes]]:  # pragma: no cover
+        raise NotImplementedError
+
+
 class Backend:
     """One exported tree. All `dir`/`handle` arguments are handles (bytes)."""
+
+    # ---- what the server keeps with its storage
+    def client_records(self) -> ClientRecords:  # pragma: no cover
+        """The durable client records (the server uses those of its first export)."""
+        raise NotImplementedError
+
+    def save_status(self, snapshot: dict) -> None:
+        """Publish the running server's status (JSON values) for `nfsd inspect`; rewritten
+        every few seconds, never read back by the server. Default: kept nowhere."""
+
+    def problems(self) -> list[tuple[str, str]]:
+        """(what, why) of state that could not be used at start-up (unreadable records)."""
+        return []
 
     # ---- identity
     def root(self) -> bytes:  # pragma: no cover

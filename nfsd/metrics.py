@@ -89,13 +89,8 @@ class Metrics:
         """The state store's numbers, now."""
         store = self.server.store
         opens = store.opens_by_file
-        stagings = set()
-        n_opens = 0
-        for lst in opens.values():
-            n_opens += len(lst)
-            for st in lst:
-                if st.staging is not None:
-                    stagings.add(id(st.staging))
+        n_opens = sum(len(lst) for lst in opens.values())
+        files = store.unfinished.counts()
         clients = store.clients.values()
         return {
             "clients": sum(1 for c in clients if c.confirmed and not c.expired),
@@ -104,9 +99,9 @@ class Metrics:
             "sessions": len(store.sessions),
             "open_files": sum(1 for lst in opens.values() if lst),
             "open_states": n_opens,
-            "files_under_construction": len(stagings),
-            "retired_files": sum(len(v) for v in store.retired.values()),
-            "recoverable_files": sum(len(v) for v in store.recoverable.values()),
+            "files_under_construction": files["active"],
+            "retired_files": files["retired"],
+            "recoverable_files": files["recoverable"],
             "delegations": sum(len(v) for v in store.delegs_by_file.values()),
             "connections": len(self.factory.protocols) if self.factory is not None else 0,
             "in_grace": 1 if store.grace_until is not None else 0,

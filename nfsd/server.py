@@ -209,11 +209,11 @@ def build(config: Config, reactor=None) -> Running:
     # Recovery: files under construction and clients that held state before a restart.
     for e in exports:
         for st in e.backend.list_staged():
-            store.add_recoverable(st)
+            store.unfinished.restart(st)  # rule 8
         for path, why in getattr(e.backend, "problems", lambda: [])():
             log.warning("unreadable staging record %s: %s", path, why)
     owners = {o for o, _ in records.clients()}
-    owners |= {k[0] for k in store.recoverable}
+    owners |= {k[0] for k in store.unfinished.recoverable_keys()}
     store.start_grace(owners)
     factory = RpcFactory({NFS_PROGRAM: server}, max_connections=config.max_connections,
                          idle_timeout=config.idle_timeout, reactor=reactor)

@@ -15,6 +15,7 @@ import time
 
 from .. import interface as I
 from .disk import ROOT_ID, Inode, MemoryDisk, check_name
+from .records import MemoryRecords
 from .registry import Stagings
 from .staging import MemoryStaging, MemoryVersion
 from .writeonce import WriteOnce
@@ -75,6 +76,13 @@ class MemoryBackend(WriteOnce, I.Backend):
             for sid in sorted(self.disk.staged):  # ids grow: creation order
                 st = self.disk.staged[sid]
                 self._stagings.add(MemoryStaging(self, st, json.loads(st.record)))
+
+    def client_records(self) -> MemoryRecords:
+        return MemoryRecords(self.disk)
+
+    def save_status(self, snapshot: dict) -> None:
+        with self._guard:
+            self.disk.status = snapshot
 
     def close(self) -> None:
         """Let go of the disk (staging objects stay on it); calls after this raise IOFailure."""

@@ -157,6 +157,8 @@ class MemoryDisk:
         self.objects: dict[int, Inode] = {}
         self.staged: dict[str, Staged] = {}
         self.verifiers: dict[int, bytes] = {}
+        self.clients: dict[bytes, bytes] = {}  # durable client records (MemoryRecords)
+        self.status: dict | None = None  # the last status snapshot saved
         self.last_oid = 0
         self.last_change = 0
         self.last_sid = 0

@@ -75,10 +75,10 @@ def _set_size(ctx, fh, cur, size, st):
         raise NFS4Error(x.NFS4ERR_ACCESS)
     drop_setid(ctx, fh)
     # The caller's own file under construction: change its staged version.
-    for w in store.writers_of(fh.handle):
-        if w.client is ctx.client:
-            call(w.staging.truncate, size)
-            return
+    mine = store.unfinished.staging_of(fh.handle, ctx.client)
+    if mine is not None:
+        call(mine.truncate, size)
+        return
     be = fh.backend
     stg = call(be.stage_version, fh.handle, viewer(ctx) or b"", size == 0,
                {"state": "active", "kind": "setattr"})

@@ -47,16 +47,8 @@ def _under_construction_elsewhere(ctx, fh) -> bool:
         # NFSv4.0 names no client in PUTFH: a client on a new connection may be its creator;
         # the operations that follow (with their stateids) decide.
         return False
-    store = ctx.server.store
-    stagings = [w.staging for w in store.writers_of(fh.handle)]
-    if store.retired or store.recoverable:  # unattached after a lease expiry or a restart
-        for table in (store.retired, store.recoverable):
-            for lst in table.values():
-                stagings += [s for s in lst if s.handle == fh.handle]
-    if not stagings or not all(s.is_new for s in stagings):
-        return False
-    me = viewer(ctx)
-    return all(s.viewer != me for s in stagings)
+    files = ctx.server.store.unfinished
+    return bool(files.by_handle) and files.hidden(fh.handle, viewer(ctx))
 
 
 def op_getfh(ctx, a):

@@ -234,26 +234,20 @@ def _open(ctx, a, client, owner):
         raise
     if st.uid is None:
         st.uid = ctx.cred.uid
+    files = store.unfinished
     try:
         if created is not None:
-            created.set_record(store.staging_record(st))
-            st.staging = created
-            st.created = True
+            files.start(st, created, created=True)  # rules 1, 2
         elif share & WRITE and st.staging is None:
-            creator = next((w for w in store.writers_of(handle)
-                            if w.client is client and w.created), None)
-            if creator is not None:
-                # Another open-owner of the same machine writes the file that machine is
-                # creating (two users' processes): it shares that staging; the creating open's
-                # CLOSE publishes it (docs/semantics.md).
-                st.staging = creator.staging
-                st.borrowed = True
+            # Another open-owner of the machine creating this file shares its version (borrow);
+            # the same incarnation writes again what it left retired or before a restart
+            # (resume, rules 7, 8); else a new copy-on-write version (rules 1, 4).
+            if files.borrow(st) or files.resume(st):
+                if truncate:
+                    call(st.staging.truncate, 0)
             else:
-                st.staging = store.take_unattached(client, handle)
-            if st.staging is None:
-                st.staging = call(be.stage_version, handle, v, truncate, store.staging_record(st))
-            elif truncate:
-                call(st.staging.truncate, 0)
+                files.start(st, call(be.stage_version, handle, v, truncate,
+                                     store.owner_record(owner)), created=False)
         elif truncate:
             if st.staging is None:
                 raise NFS4Error(x.NFS4ERR_INVAL)
@@ -264,14 +258,13 @@ def _open(ctx, a, client, owner):
             call(st.staging.truncate, set_size)
     except NFS4Error:
         if not st.access_modes - {share}:
+            files.abandon(st)
             store.close_open(st)
         raise
     if created is not None and not share & WRITE:
         # Created by an open that cannot write: nothing can make it grow, so it is done now
-        # (published at once, empty, as open(O_CREAT|O_RDONLY) makes it locally).
-        st.staging = None
-        st.created = False
-        call(be.publish, created)
+        # (published at once, empty, as open(O_CREAT|O_RDONLY) makes it locally; rule 3).
+        call(files.finish, st, True)
         created = None
     if st.pin is None and created is None:
         try:
@@ -316,9 +309,9 @@ def _delegation(ctx, client, st, claim, want, created):
         return _no_deleg(x.WND4_CONTENTION) if want else None
     if store.delegation_of(client, fh) is not None:
         return _no_deleg(x.WND4_CONTENTION) if want else None
-    for other in store.opens_by_file.get(fh, ()):
-        if other.access & WRITE or other.staging is not None:
-            return _no_deleg(x.WND4_CONTENTION) if want else None
+    if store.unfinished.writing(fh) or \
+            any(other.access & WRITE for other in store.opens_by_file.get(fh, ())):
+        return _no_deleg(x.WND4_CONTENTION) if want else None
     if store.deleg_blocked(fh) or \
             any(d.recalled_at is not None for d in store.delegs_by_file.get(fh, ())):
         return _no_deleg(x.WND4_CONTENTION) if want else None
@@ -344,38 +337,14 @@ def open_state(ctx, stateid, fh, unconfirmed_ok=False, generation=True) -> OpenS
 
 
 def finish_write(ctx, st: OpenState):
-    """The open stops writing: publish its staging (or drop it if nothing changed).
-
-    The new version is visible when this returns; it returns None, or a Deferred that fires
-    once the publish is durable too (the directory's fsync, in a worker thread, shared with
-    other publishes into that directory that arrive at the same time). The operation's reply
-    waits for it; if that fsync fails, the operation answers the error (NFS4ERR_IO), while the
-    version stays published and the state change stands."""
-    stg = st.staging
-    if stg is None:
-        return None
-    be = stg.backend
-    st.staging = None
-    if st.borrowed:
-        st.borrowed = False
-        return None
-    for other in ctx.server.store.writers_of(st.fh):
-        if other.staging is stg:  # borrowers lose it with the publish
-            other.staging = None
-            other.borrowed = False
-    if st.created or stg.dirty:
-        try:
-            durable = be.publish(stg, sync=False)
-        except bi.Gone:
-            return None  # its name was removed while it was written: nothing to publish
-        except bi.BackendError as e:
-            st.staging = stg
-            raise NFS4Error(status_of(e)) from None
-        if durable is not None:
-            return ctx.server.in_thread(call, durable)
-    else:
-        be.discard(stg)
-    return None
+    """The open stops writing (rule 3, `UnfinishedFiles.finish`): its version is published (or
+    dropped if nothing changed) and visible when this returns. Returns None, or a Deferred
+    that fires once the publish is durable too (the directory's fsync, in a worker thread,
+    shared with other publishes into that directory that arrive at the same time). The
+    operation's reply waits for it; if that fsync fails, the operation answers the error
+    (NFS4ERR_IO), while the version stays published and the state change stands."""
+    durable = call(ctx.server.store.unfinished.finish, st)
+    return None if durable is None else ctx.server.in_thread(call, durable)
 
 
 def op_close(ctx, a):
@@ -466,12 +435,7 @@ def _regular(ctx, fh, a=None):
 
 def _own_staging(store, handle, client):
     """The version a client's machine is writing of this file, if any (it reads what it wrote)."""
-    if client is None:
-        return None
-    for w in store.writers_of(handle):
-        if w.client is client:
-            return w.staging
-    return None
+    return None if client is None else store.unfinished.staging_of(handle, client)
 
 
 def read_version(ctx, st, fh):
@@ -557,7 +521,7 @@ def op_commit(ctx, a):
     _regular(ctx, fh)
     srv = ctx.server
     res = x.COMMIT4res(x.NFS4_OK, x.COMMIT4resok(srv.write_verifier))
-    mine = [w.staging for w in srv.store.writers_of(fh.handle) if w.client is ctx.client]
+    mine = srv.store.unfinished.stagings_of(fh.handle, ctx.client)
     if not mine:
         return res
     return srv.sync_all(mine).addCallback(lambda _: res)

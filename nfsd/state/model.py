@@ -116,7 +116,7 @@ class OpenState:
 
     __slots__ = (
         "other", "seqid", "owner", "fh", "access", "deny", "access_modes", "deny_modes",
-        "staging", "created", "pin", "locks", "closed", "export", "borrowed", "uid",
+        "staging", "work", "pin", "locks", "closed", "export", "uid",
     )
 
     def __init__(self, other, owner, fh, export):
@@ -129,9 +129,10 @@ class OpenState:
         self.deny = 0
         self.access_modes = set()  # every share_access value granted (for OPEN_DOWNGRADE)
         self.deny_modes = set()
-        self.staging = None  # backend Staging while this open writes
-        self.created = False  # this open created the file (its CLOSE publishes it)
-        self.borrowed = False  # shares the staging of another open of the same client
+        # While this open writes: the file under construction (nfsd/state/lifecycle.py, which
+        # alone sets both) and its backend Staging (work.staging, kept here for the hot path)
+        self.staging = None
+        self.work = None
         self.uid = None  # who opened it (a stateid used by another uid grants nothing)
         self.pin = None  # pinned published version (keeps an unlinked file readable)
         self.locks: dict = {}  # lock-owner -> LockState

@@ -1,20 +1,9 @@
-"""All NFSv4 state in one place: clients, sessions, slots, opens, stateids, leases, grace, and the
-write-once lifecycle of files under construction.
+"""All NFSv4 state in one place: clients, sessions, slots, opens, stateids, leases, grace, and
+(through `nfsd.state.lifecycle`, which owns its transitions) the files under construction.
 
 Plain Python: no sockets, no XDR. Time and randomness are injected (`clock`, `rand`) so leases and
 identifiers can be driven from tests. Operations call the methods here; every state transition
-happens in this module.
-
-Transitions of a file under construction (the staging object held by an open)::
-
-    OPEN with write access ......................... -> active   (staged, private)
-    CLOSE / OPEN_DOWNGRADE dropping write .......... active  -> published (or nothing: unchanged)
-    same client owner, new verifier (crash) ........ active|retired|recoverable -> discarded
-    lease expiry (silence) ......................... active  -> retired  (kept, unpublished)
-    OPEN by the same incarnation, same file ........ retired|recoverable -> active (resumed)
-    retention deadline ............................. retired -> discarded
-    server restart ................................. active  -> recoverable (until grace ends)
-    grace ends without a reclaim ................... recoverable -> retired
+happens in this module or in lifecycle.py.
 
 Client records: EXCHANGE_ID creates an unconfirmed record; CREATE_SESSION confirms it (and a
 confirmed record of the same owner with another verifier is replaced: that client rebooted).
@@ -31,6 +20,7 @@ from collections import deque
 from ..errors import NFS4Error
 from ..xdr import nfs4 as x
 from . import locks as L
+from .lifecycle import UnfinishedFiles
 from .model import (ONES_OTHER, ZERO_OTHER, ChannelAttrs, Client, Delegation, LockOwner,
                     LockState, OpenOwner, OpenState, Session)
 
@@ -98,9 +88,7 @@ class StateStore:
         self.blocked: dict[bytes, float] = {}  # handle -> clock of its last recall
         # How a delegation is recalled (the server sends CB_RECALL); set by the server.
         self.send_recall = lambda deleg: None
-        # Files under construction not attached to an open: (owner, verifier) -> [staging]
-        self.retired: dict[tuple[bytes, bytes], list] = {}
-        self.recoverable: dict[tuple[bytes, bytes], list] = {}
+        self.unfinished = UnfinishedFiles(self)  # every file under construction
         self.grace_until = None  # clock value when grace ends, or None
         self.reclaimers: set[bytes] = set()  # owners that held state before the restart
         self.events: list[tuple[str, str]] = []  # (kind, text) of recent lifecycle events
@@ -159,11 +147,7 @@ class StateStore:
             for owner in self.reclaimers - live:
                 self.records.delete_client(owner)
         self.reclaimers.clear()
-        # Files nobody reclaimed are retired: kept, unpublished, until the retention deadline.
-        for key, stagings in list(self.recoverable.items()):
-            for st in stagings:
-                self._retire_staging(key, st)
-        self.recoverable.clear()
+        self.unfinished.end_grace()
         log.info("grace period over")
 
     def tick(self):
@@ -184,20 +168,7 @@ class StateStore:
         self.revoke_due()
         for fh in [fh for fh, t in self.blocked.items() if now - t >= DELEG_BLOCK]:
             del self.blocked[fh]
-        deadline = self.wallclock() - self.retire_after
-        for key, stagings in list(self.retired.items()):
-            keep = []
-            for st in stagings:
-                if st.record.get("retired_at", 0) <= deadline:
-                    self._event("discard", f"retired file {st.id} not reclaimed within "
-                                           f"{self.retire_after}s: discarded")
-                    self._discard(st)
-                else:
-                    keep.append(st)
-            if keep:
-                self.retired[key] = keep
-            else:
-                del self.retired[key]
+        self.unfinished.deadline()
 
     def snapshot(self) -> dict:
         """What an operator sees in `nfsd inspect`: clients, their leases, pending files."""
@@ -217,10 +188,9 @@ class StateStore:
                 "writing": sum(1 for st in opens if st.staging is not None),
             })
         grace = None if self.grace_until is None else round(self.grace_until - now, 1)
+        n = self.unfinished.counts()
         return {"lease_time_s": self.lease_time, "grace_remaining_s": grace,
-                "clients": clients,
-                "retired": sum(len(v) for v in self.retired.values()),
-                "recoverable": sum(len(v) for v in self.recoverable.values())}
+                "clients": clients, "retired": n["retired"], "recoverable": n["recoverable"]}
 
     def _busy(self, client: Client) -> bool:
         return any(s.busy for sess in client.sessions.values() for s in sess.slots)
@@ -283,19 +253,7 @@ class StateStore:
 
     def client_crashed(self, owner: bytes, old_verifier: bytes, new_verifier: bytes):
         """The same owner is back with a new boot verifier: discard its unpublished files now."""
-        for c in list(self.by_owner.get(owner, [])):
-            if c.verifier == old_verifier:
-                for st in list(c.states.values()):
-                    if isinstance(st, OpenState) and st.staging is not None and not st.borrowed:
-                        self._event("discard", f"client {owner!r} rebooted: discarded "
-                                               f"unpublished file {st.staging.id}")
-                        self._discard(st.staging)
-                        st.staging = None
-        for table in (self.retired, self.recoverable):
-            for st in table.pop((owner, old_verifier), []):
-                self._event("discard", f"client {owner!r} rebooted: discarded unpublished "
-                                       f"file {st.id}")
-                self._discard(st)
+        self.unfinished.crash(owner, old_verifier)
 
     # ------------------------------------------------------------------ clients (4.0)
     def setclientid(self, owner: bytes, verifier: bytes, principal, callback):
@@ -515,11 +473,9 @@ class StateStore:
         client.sessions.clear()
         for st in list(client.states.values()):
             if isinstance(st, OpenState):
-                if st.staging is not None and not st.borrowed:
-                    # Lease expiry, or a record of the same incarnation replaced: keep the
-                    # file retired (a crash, new verifier, discarded it already).
-                    self._retire_staging((client.owner, client.verifier), st.staging)
-                st.staging = None
+                # Lease expiry, or a record of the same incarnation replaced: the file is
+                # retired (a crash, new verifier, discarded it already).
+                self.unfinished.expire(st)
                 self._drop_open(st)
             elif isinstance(st, Delegation):
                 self._drop_delegation(st)
@@ -540,54 +496,7 @@ class StateStore:
             if not lst:
                 del self.by_owner[client.owner]
 
-    # ------------------------------------------------------------------ staging lifecycle
-    def _retire_staging(self, key, staging):
-        rec = dict(staging.record)
-        rec["state"] = "retired"
-        rec["retired_at"] = self.wallclock()
-        staging.set_record(rec)
-        self.persist(staging)
-        self.retired.setdefault(key, []).append(staging)
-        self._event("retire", f"unpublished file {staging.id} of client {key[0]!r} retired")
-
-    def _discard(self, staging):
-        try:
-            staging.backend.discard(staging)
-        except Exception:  # noqa: BLE001 - a failed discard must not break the caller
-            log.exception("discarding %s failed", staging.id)
-
-    def take_unattached(self, client: Client, handle: bytes):
-        """A retired or recovered staging of this incarnation for `handle`, to resume."""
-        key = (client.owner, client.verifier)
-        for table in (self.recoverable, self.retired):
-            lst = table.get(key)
-            if not lst:
-                continue
-            for st in lst:
-                if st.handle == handle:
-                    lst.remove(st)
-                    if not lst:
-                        del table[key]
-                    rec = dict(st.record)
-                    rec["state"] = "active"
-                    rec.pop("retired_at", None)
-                    st.set_record(rec)
-                    self.persist(st)
-                    return st
-        return None
-
-    def add_recoverable(self, staging):
-        """A staging object found on disk at start-up (record written by an earlier run)."""
-        rec = staging.record
-        key = (bytes.fromhex(rec.get("owner", "")), bytes.fromhex(rec.get("verifier", "")))
-        if rec.get("state") == "retired":
-            self.retired.setdefault(key, []).append(staging)
-        else:
-            self.recoverable.setdefault(key, []).append(staging)
-
-    def staging_record(self, open_state: OpenState) -> dict:
-        return self.owner_record(open_state.owner)
-
+    # ------------------------------------------------------------------ staging records
     @staticmethod
     def owner_record(owner: OpenOwner) -> dict:
         """The staging record of a file `owner` writes (also given before its open exists,
@@ -655,9 +564,6 @@ class StateStore:
             if st.pin is not None:
                 return st.pin
         return None
-
-    def writers_of(self, fh: bytes):
-        return [st for st in self.opens_by_file.get(fh, ()) if st.staging is not None]
 
     def downgrade(self, st: OpenState, access: int, deny: int):
         """OPEN_DOWNGRADE to modes this open was actually opened with (RFC 7530 16.19.4)."""
@@ -858,9 +764,7 @@ class StateStore:
     def reset_unconfirmed(self, owner: OpenOwner):
         """A new OPEN for an owner that never confirmed its first: start it afresh (7530 16.18)."""
         for st in list(owner.opens.values()):
-            if st.staging is not None:
-                self._discard(st.staging)
-                st.staging = None
+            self.unfinished.abandon(st)
             self._drop_open(st)
             owner.client.states.pop(st.other, None)
         owner.last_seqid = None

@@ -7,8 +7,8 @@ For every named type the compiler emits Python source for
 
 and, for structs and unions, a class with `__slots__`. Runs of consecutive fixed-size fields
 (integers, enums, bools, fixed opaques) become one precompiled `struct.Struct`, so decoding a
-stateid is a single `unpack_from`. The source is compiled once at import; `source_of(spec)`
-shows it.
+stateid is a single `unpack_from`. The source is compiled once at import; `python -m nfsd.xdr
+nfs4` prints it as one module (the compiled namespace keeps it as `_source`).
 
 Decoders raise `XdrError` (or `struct.error`, which the public entry points convert) on
 truncated input, bad enum or union tags, bools other than 0/1, and lengths over a declared
