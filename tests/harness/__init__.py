@@ -37,10 +37,10 @@ The `harness` fixture (tests/conftest.py) makes them and fails the test if a ser
 traceback. Everything is single-threaded: one test thread drives clients and server.
 """
 
-from .machine import ADDRESS, Harness, MemoryRecords
+from .machine import ADDRESS, Harness
 from .net import CallbackService
 
-__all__ = ["ADDRESS", "CallbackService", "Harness", "MemoryRecords", "status"]
+__all__ = ["ADDRESS", "CallbackService", "Harness", "status"]
 
 
 def status(fn, *args, **kw) -> int:

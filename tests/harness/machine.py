@@ -6,9 +6,10 @@ grace and retention settings; `NfsServer` over an `ExportTable`; recovery of sta
 client records into a grace period; an `RpcFactory` for program 100003; the housekeeping tick
 as a LoopingCall every max(0.2, min(5, lease/4)) seconds, with backend upkeep in the pool).
 What differs is what `build` takes from the process: the backend is a `MemoryBackend` on the
-harness's disk instead of a `LocalBackend` on a directory, client records live in
-`MemoryRecords` (durable, like `backend.records.RecordStore`, whose files survive kill -9 and
-power loss), time and randomness are the harness's, and nothing listens on a socket.
+harness's disk instead of a `LocalBackend` on a directory, client records are the memory
+backend's own (`MemoryBackend.client_records()`, kept on the MemoryDisk and, like
+`backend.records.RecordStore`'s fsynced files, surviving kill -9 and power loss), time and
+randomness are the harness's, and nothing listens on a socket.
 
 `Harness(directory=...)` serves a real directory with a `LocalBackend` instead (its records
 in a `RecordStore` and its status snapshot in `.nfsd/status.json`, as `nfsd serve` keeps
@@ -21,6 +22,7 @@ the MemoryDisk.
 
 from __future__ import annotations
 
+import logging
 import os
 import random
 import threading
@@ -41,30 +43,10 @@ from .logs import LogCapture
 from .net import CallbackService, Network
 from .reactor import FakeReactor
 
+log = logging.getLogger("nfsd")
 ADDRESS = ("127.0.0.1", 2049)
 WALL_EPOCH = 1_700_000_000.0  # what the wall clock says when the fake clock says 0
 TRUSTED = Options(rw=True, root_squash=False, secure=False)  # as the tests' ServerProcess
-
-
-class MemoryRecords:
-    """Client records (`backend.records.RecordStore`'s interface) in a dict that outlives the
-    server process: a RecordStore writes and fsyncs a file per client, so its records survive
-    kill -9 and power loss alike."""
-
-    def __init__(self, durable: dict):
-        self._durable = durable
-
-    def put_client(self, owner: bytes, verifier: bytes) -> None:
-        self._durable[bytes(owner)] = bytes(verifier)
-
-    def delete_client(self, owner: bytes) -> None:
-        self._durable.pop(bytes(owner), None)
-
-    def clients(self) -> list[tuple[bytes, bytes]]:
-        return list(self._durable.items())
-
-    def close(self) -> None:
-        pass
 
 
 class Process:
@@ -75,7 +57,7 @@ class Process:
         self.status_path = None
         if h.directory is None:
             self.backend = MemoryBackend(h.disk, clock_ns=h.wallclock_ns)
-            self.records = MemoryRecords(h.client_records)
+            self.records = self.backend.client_records()
         else:
             from backend.local import LocalBackend
 
@@ -95,8 +77,11 @@ class Process:
         self.server.now_ns = h.wallclock_ns  # SET_TO_SERVER_TIME: the harness's wall clock
         # Recovery, as build(): staged files wait for their clients through a grace period.
         for st in self.backend.list_staged():
-            self.store.add_recoverable(st)
-        owners = {o for o, _ in self.records.clients()} | {k[0] for k in self.store.recoverable}
+            self.store.unfinished.restart(st)  # rule 8
+        for path, why in self.backend.problems():
+            log.warning("unreadable staging record %s: %s", path, why)
+        owners = {o for o, _ in self.records.clients()}
+        owners |= {k[0] for k in self.store.unfinished.recoverable_keys()}
         self.store.start_grace(owners)
         self.factory = RpcFactory({NFS_PROGRAM: self.server},
                                   max_connections=cfg["max_connections"],
@@ -146,7 +131,6 @@ class Harness:
                            options=options)
         self.directory = None if directory is None else str(directory)
         self.disk = MemoryDisk() if directory is None else None
-        self.client_records: dict[bytes, bytes] = {}
         self.network = Network()
         self.rng = random.Random(seed)
         self._now = 1000.0  # the machine's monotonic clock while no process runs
@@ -201,7 +185,7 @@ class Harness:
         self.network.kill(self.proc.reactor)
         if self.directory is not None:  # what the kernel releases when a process dies
             self.proc.backend.close()
-            self.proc.records.close()
+            self.proc.records.close()  # a RecordStore's directory fd
         self.proc = None
 
     def restart(self):
