@@ -127,15 +127,15 @@ import time
 import weakref
 from collections import OrderedDict
 
-from . import interface as I
-from .fsinfo import fsync_persists_new_entry
-from .groupsync import GroupSync
-from .handles import (ATIME, ATIME_NS, BLOCKS, CTIME, CTIME_NS, DEV_MAJ, DEV_MIN, GID, HANDLE_LEN,
+from .. import interface as I
+from ..fsinfo import fsync_persists_new_entry
+from ..groupsync import GroupSync
+from ..handles import (ATIME, ATIME_NS, BLOCKS, CTIME, CTIME_NS, DEV_MAJ, DEV_MIN, GID, HANDLE_LEN,
                       INO, MODE, MTIME, MTIME_NS, NLINK, RDEV_MAJ, RDEV_MIN, ROOT_ID, SIZE, UID,
                       HandleDB, Node, fstatx, fstatx_key, generation, handle_id, is_dir,
                       make_handle, pack_statx, statx, statx_key, statx_keys,
                       unpack_statx)
-from .oserror import RENAME_ERRORS, from_oserror
+from ..oserror import RENAME_ERRORS, from_oserror
 
 __all__ = ["LocalBackend", "LocalStaging", "cookie_of", "check_name"]
 
