@@ -5,14 +5,19 @@ from __future__ import annotations
 import sys
 import types
 
-from .backend import (FICLONE, RACY_NS, REC_XATTR, LocalBackend, LocalStaging, _fallocate,
-                      _UNFILLED_MIN, check_name, cookie_of, fstatx_key, read_record_xattr,
-                      statx_key, statx_keys)
+from .backend import LocalBackend
+from .common import RACY_NS, check_name
+from .linux import FICLONE, UNFILLED_MIN, fallocate, fstatx_key, statx_key, statx_keys
+from .backend import cookie_of
+from .record import REC_XATTR, read_record_xattr
+from .staging import LocalStaging
+
+_fallocate, _UNFILLED_MIN = fallocate, UNFILLED_MIN  # their names in the one-module local.py
 
 __all__ = ["LocalBackend", "LocalStaging", "cookie_of", "check_name"]
 
 # Names of the one-module `backend.local` that now have another name in their module.
-_RENAMED: dict[str, str] = {}
+_RENAMED = {"_fallocate": "fallocate", "_UNFILLED_MIN": "UNFILLED_MIN"}
 
 
 class _Package(types.ModuleType):

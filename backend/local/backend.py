@@ -114,689 +114,99 @@ Known limits
 from __future__ import annotations
 
 import bisect
-import ctypes
 import errno
 import fcntl
 import hashlib
-import json
 import os
-import stat as _stat
 import secrets
+import stat as _stat
 import threading
 import time
-import weakref
 from collections import OrderedDict
 
 from .. import interface as I
 from ..fsinfo import fsync_persists_new_entry
 from ..groupsync import GroupSync
-from ..handles import (ATIME, ATIME_NS, BLOCKS, CTIME, CTIME_NS, DEV_MAJ, DEV_MIN, GID, HANDLE_LEN,
-                      INO, MODE, MTIME, MTIME_NS, NLINK, RDEV_MAJ, RDEV_MIN, ROOT_ID, SIZE, UID,
-                      HandleDB, Node, fstatx, fstatx_key, generation, handle_id, is_dir,
-                      make_handle, pack_statx, statx, statx_key, statx_keys,
-                      unpack_statx)
-from ..oserror import RENAME_ERRORS, from_oserror
+from ..handles import (DEV_MAJ, DEV_MIN, GID, HANDLE_LEN, INO, MODE, NLINK, ROOT_ID, SIZE, UID,
+                       HandleDB, Node, generation, handle_id, is_dir, make_handle, pack_statx,
+                       unpack_statx)
+from ..oserror import RENAME_ERRORS, from_oserror, maps_oserror, oserrors
+from .common import (DIR, KIND, LNK, NO_XATTRS, O_LISTDIR, O_READ, RACY_NS, REG, atime_ns,
+                     check_name, close_quiet, ctime_ns, mtime_ns, seek_fd, to_attrs, unlink_quiet)
+from .linux import (HAVE_NOWAIT, HAVE_PROC_FD, O_PATH_NOFOLLOW, O_PATHDIR, clone, fd_path, fstatx,
+                    fstatx_key, read_nowait, statx, statx_key, statx_keys)
+from .record import REC_XATTR, load_record, read_record_file, read_record_xattr
+from .staging import LocalStaging
 
-__all__ = ["LocalBackend", "LocalStaging", "cookie_of", "check_name"]
+class _Guard:
+    """The backend lock. Directory fds evicted from the cache while it is held are closed only
+    when the outermost holder leaves, so an fd obtained during an operation stays valid
+    until that operation ends."""
 
-_NS = 1_000_000_000
-RACY_NS = 50_000_000  # a directory changed this recently may change again with the same mtime
-FICLONE = 0x40049409
-_O_PATHDIR = os.O_PATH | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC
-_O_LISTDIR = os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC
-_O_READ = os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC | os.O_NONBLOCK
-_COPY_FALLBACK = {errno.EXDEV, errno.EINVAL, errno.ENOSYS, errno.EOPNOTSUPP, errno.EBADF}
-_HAVE_PROC_FD = os.path.isdir("/proc/self/fd")
-_STAGING_KEY = "staging"  # GroupSync key of the staging directory (directories: their ids)
+    __slots__ = ("_lock", "_depth", "grave")
 
-_KIND = {
-    _stat.S_IFREG: I.Kind.REG, _stat.S_IFDIR: I.Kind.DIR, _stat.S_IFLNK: I.Kind.LNK,
-    _stat.S_IFBLK: I.Kind.BLK, _stat.S_IFCHR: I.Kind.CHR, _stat.S_IFIFO: I.Kind.FIFO,
-    _stat.S_IFSOCK: I.Kind.SOCK,
-}
-_MKNOD_TYPE = {I.Kind.FIFO: _stat.S_IFIFO, I.Kind.SOCK: _stat.S_IFSOCK,
-               I.Kind.BLK: _stat.S_IFBLK, I.Kind.CHR: _stat.S_IFCHR}
-REG, DIR, LNK = int(I.Kind.REG), int(I.Kind.DIR), int(I.Kind.LNK)
+    def __init__(self):
+        self._lock = threading.RLock()
+        self._depth = 0
+        self.grave: list[int] = []
+
+    def __enter__(self):
+        self._lock.acquire()
+        self._depth += 1
+
+    def __exit__(self, *exc):
+        self._depth -= 1
+        if not self._depth and self.grave:
+            for fd in self.grave:
+                close_quiet(fd)
+            self.grave.clear()
+        self._lock.release()
 
 
-# --------------------------------------------------------------------------- helpers
-def check_name(name) -> bytes:
-    """The name as bytes; InvalidName / NameTooLong for what may not be a directory entry."""
-    if type(name) is not bytes:
-        name = os.fsencode(name) if isinstance(name, str) else bytes(name)
-    if not name or name == b"." or name == b".." or b"/" in name or b"\0" in name:
-        raise I.InvalidName(repr(name))
-    if len(name) > I.NAME_MAX:
-        raise I.NameTooLong(f"{len(name)} bytes")
-    return name
+def _state_dir(export_dir, state_dir) -> tuple[str, str, int]:
+    """(export dir, state dir, state dir's inode), both made if missing; ValueError unless the
+    state dir is on the export's file system (publishing is a rename)."""
+    export_dir = os.path.abspath(os.fsdecode(export_dir))
+    os.makedirs(export_dir, exist_ok=True)
+    state_dir = os.path.join(export_dir, ".nfsd") if state_dir is None \
+        else os.path.abspath(os.fsdecode(state_dir))
+    est = os.stat(export_dir)
+    existing = state_dir
+    while not os.path.exists(existing):
+        existing = os.path.dirname(existing)
+    if os.stat(existing).st_dev != est.st_dev:
+        raise ValueError(f"state dir {state_dir} must be on the same file system as the "
+                         f"export {export_dir} (publishing is a rename)")
+    os.makedirs(state_dir, mode=0o700, exist_ok=True)
+    sst = os.stat(state_dir)
+    if est.st_dev != sst.st_dev:
+        raise ValueError(f"state dir {state_dir} must be on the same file system as the "
+                         f"export {export_dir} (publishing is a rename)")
+    if est.st_ino == sst.st_ino:
+        raise ValueError("the state dir cannot be the export dir itself")
+    return export_dir, state_dir, sst.st_ino
+
+
+def _lock(state_dir: str):
+    """The state dir's lock file, flock'ed: one LocalBackend per state dir."""
+    lockfile = open(os.path.join(state_dir, "lock"), "a+b")
+    try:
+        fcntl.flock(lockfile, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        lockfile.close()
+        raise RuntimeError(f"state dir {state_dir} is in use by another LocalBackend "
+                           "(close() it first)") from None
+    return lockfile
+
+
+MKNOD_TYPE = {I.Kind.FIFO: _stat.S_IFIFO, I.Kind.SOCK: _stat.S_IFSOCK,
+              I.Kind.BLK: _stat.S_IFBLK, I.Kind.CHR: _stat.S_IFCHR}
 
 
 def cookie_of(name: bytes) -> int:
     """READDIR cookie of a name: 63 bits of blake2b, never 0, 1 or 2 (reserved)."""
     c = int.from_bytes(hashlib.blake2b(name, digest_size=8).digest(), "big") >> 1
     return c if c >= 3 else c + 3
-
-
-def _attrs(st: tuple, oid: int) -> I.Attrs:
-    c = st[CTIME] * _NS + st[CTIME_NS]
-    mode = st[MODE]
-    return I.Attrs(_KIND[mode & 0o170000], mode & 0o7777, st[NLINK], st[UID], st[GID], st[SIZE],
-                   st[BLOCKS] * 512, (st[RDEV_MAJ], st[RDEV_MIN]), oid,
-                   st[ATIME] * _NS + st[ATIME_NS], st[MTIME] * _NS + st[MTIME_NS], c, c)
-
-
-def _ctime(st: tuple) -> int:
-    return st[CTIME] * _NS + st[CTIME_NS]
-
-
-def _mtime(st: tuple) -> int:
-    return st[MTIME] * _NS + st[MTIME_NS]
-
-
-def _atime(st: tuple) -> int:
-    return st[ATIME] * _NS + st[ATIME_NS]
-
-
-def _unlink_quiet(name: str, dir_fd: int) -> None:
-    try:
-        os.unlink(name, dir_fd=dir_fd)
-    except FileNotFoundError:
-        pass
-
-
-def _close_quiet(fd) -> None:
-    if fd is not None:
-        try:
-            os.close(fd)
-        except OSError:
-            pass
-
-
-FALLOC_FL_KEEP_SIZE, FALLOC_FL_PUNCH_HOLE = 1, 2
-_NO_FALLOCATE = {errno.EOPNOTSUPP, errno.ENOSYS}
-_NO_XATTRS = {errno.EOPNOTSUPP, errno.ENOTSUP}
-_USER = b"user."
-# Where a new file's staging record lives when the file system stores user xattrs: on its own
-# data file, so one fsync makes data and record durable. Hidden from and refused to clients.
-REC_XATTR = b"user.nfsd.staging-record"
-# setxattr refusals after which the record goes to a file instead (no room, too big, no xattrs).
-_XATTR_FULL = {errno.ENOSPC, errno.E2BIG, errno.ERANGE, errno.EDQUOT, errno.EOPNOTSUPP,
-               errno.ENOTSUP}
-_fallocate_fn = None
-
-
-def _fallocate(fd: int, mode: int, offset: int, length: int) -> None:
-    """fallocate(2) (Python has only posix_fallocate, which glibc emulates by writing); OSError."""
-    global _fallocate_fn
-    if _fallocate_fn is None:
-        libc = ctypes.CDLL(None, use_errno=True)
-        fn = getattr(libc, "fallocate64", None) or libc.fallocate
-        fn.argtypes = (ctypes.c_int, ctypes.c_int, ctypes.c_int64, ctypes.c_int64)
-        fn.restype = ctypes.c_int
-        _fallocate_fn = fn
-    if _fallocate_fn(fd, mode, offset, length) != 0:
-        e = ctypes.get_errno()
-        raise OSError(e, os.strerror(e))
-
-
-def _find(fd: int, pos: int, end: int, what) -> int | None:
-    """The first offset of `what` (data or hole) within [pos, end) of fd, or None."""
-    data = what == I.Content.DATA
-    try:
-        r = os.lseek(fd, pos, os.SEEK_DATA if data else os.SEEK_HOLE)
-    except OSError as e:
-        if e.errno == errno.ENXIO:  # no data after pos; for holes: pos is past fd's end (zeros)
-            return None if data else pos
-        if e.errno == errno.EINVAL:  # no SEEK_DATA here: all data
-            return pos if data else None
-        raise
-    return r if r < end else None
-
-
-def _seek_fd(fd: int, offset: int, size: int, what) -> tuple[int, bool]:
-    """`Staging.seek` on one fd whose content is [0, size)."""
-    if offset < 0:
-        raise I.Invalid("negative offset")
-    if offset >= size:
-        raise I.PastEnd(f"{offset} >= {size}")
-    try:
-        r = _find(fd, offset, size, what)
-    except OSError as e:
-        raise from_oserror(e) from None
-    return (size, True) if r is None else (r, False)
-
-
-def _xattr_key(name, reading: bool = False) -> bytes:
-    """A client's extended attribute name (without "user.") as the file system's name. The
-    server's own (REC_XATTR) does not exist for reading and cannot be changed."""
-    name = bytes(name)
-    if not name or b"\0" in name:
-        raise I.Invalid("bad extended attribute name")
-    if len(name) > I.XATTR_NAME_MAX:
-        raise I.NameTooLong(f"{len(name)} bytes")
-    key = _USER + name
-    if key == REC_XATTR:
-        raise I.NoXattr() if reading else I.Permission("reserved extended attribute name")
-    return key
-
-
-def _xattr_error(e: OSError) -> I.BackendError:
-    if e.errno == errno.ENODATA:
-        return I.NoXattr()
-    if e.errno in _NO_XATTRS:
-        return I.NotSupported("the file system stores no user extended attributes")
-    if e.errno in (errno.E2BIG, errno.ERANGE):
-        return I.XattrTooBig(os.strerror(e.errno))
-    return from_oserror(e)
-
-
-def read_record_xattr(dir_fd: int, name: str) -> bytes | None:
-    """The staging record kept in data file `name`'s REC_XATTR, or None."""
-    fd = os.open(name, os.O_RDONLY | os.O_CLOEXEC | os.O_NOFOLLOW | os.O_NONBLOCK, dir_fd=dir_fd)
-    try:
-        return os.getxattr(fd, REC_XATTR)
-    except OSError as e:
-        if e.errno == errno.ENODATA or e.errno in _NO_XATTRS:
-            return None
-        raise
-    finally:
-        os.close(fd)
-
-
-def _load_unfilled():
-    """`f(n)`: a bytearray of n bytes that are not zeroed first (CPython's
-    PyByteArray_FromStringAndSize with no source), or None where that is not available."""
-    try:
-        fn = ctypes.pythonapi.PyByteArray_FromStringAndSize
-    except (AttributeError, ValueError):
-        return None
-    fn.restype = ctypes.py_object
-    fn.argtypes = (ctypes.c_void_p, ctypes.c_ssize_t)
-    return lambda n: fn(None, n)
-
-
-# Reads of at least this many bytes get a buffer that is not zeroed first (a READ of 1 MiB
-# costs about 28 µs less CPU here); below it the call through ctypes costs more than zeroing.
-_UNFILLED_MIN = 32 << 10
-_unfilled = _load_unfilled() or bytearray
-
-
-def _pread_full(fd: int, count: int, offset: int) -> bytes:
-    """pread that pads a short read (a file shorter than expected) with zeros."""
-    data = os.pread(fd, count, offset)
-    if len(data) < count:
-        data += bytes(count - len(data))
-    return data
-
-
-# --------------------------------------------------------------------------- staging
-class LocalStaging(I.Staging):
-    """A private version: a data file in the staging dir, plus (without reflink) a pinned base.
-
-    Public attributes beyond `Staging`: `quarantined` (None or the reason a recovered version
-    cannot be published), `gone` (its transient name was removed), `target` ((dir handle, name)
-    for new files, else None), `verifier`. `backend` is held weakly (no reference cycle).
-    """
-
-    def __init__(self, *, backend, sid, handle, is_new, viewer, record, fd, ino, gen,
-                 staging_fd, size, created_ns):
-        self._backend = weakref.ref(backend)  # no cycle: dropping the backend frees it
-        self._syncs = backend._syncs  # the staging directory's fsyncs are shared (group commit)
-        self.id = sid
-        self.handle = handle
-        self.oid = handle_id(handle)
-        self.is_new = is_new
-        self.viewer = viewer
-        self.record = record
-        self.dirty = False
-        self.gone = False
-        self.quarantined = None
-        self.verifier = None
-        self.exclusive = False
-        self.target_dir: bytes | None = None
-        self.target_name: bytes | None = None
-        self.fd = fd
-        self.ino = ino
-        self.gen = gen
-        self._sfd = staging_fd
-        self._size = size
-        self._base_fd = None  # pinned published version (copy-on-write without reflink)
-        self._base_ident = None  # identity of the version we started from
-        self._limit = 0  # below it, unwritten bytes come from the base
-        self._starts: list[int] = []  # written extents below the limit, sorted, disjoint
-        self._ends: list[int] = []
-        self._unsynced = False
-        self._rec_dirty = True  # the record changed since it was written
-        self._rec_unsynced = False  # (xattr mode) written as it is, but not fsync'ed yet
-        self._xrec = False  # the record is the data file's REC_XATTR, not a .rec file
-        self._entry_durable = False  # the data file's staging directory entry was fsync'ed
-        self._publishing = None
-        self._created_ns = created_ns
-        self._rlock = threading.Lock()
-        self._finished = False
-        self._written_record = None  # `record` as last written, to notice in-place changes
-
-    def __repr__(self):  # pragma: no cover - debugging aid
-        kind = "new" if self.is_new else "version"
-        return f"<LocalStaging {self.id} {kind} oid={self.oid} size={self._size}>"
-
-    @property
-    def backend(self):
-        """The backend that made this staging object (None once it is gone)."""
-        return self._backend()
-
-    @property
-    def target(self):
-        return None if self.target_dir is None else (self.target_dir, self.target_name)
-
-    @property
-    def data_name(self) -> str:
-        return f"{self.id}.data"
-
-    @property
-    def record_name(self) -> str:
-        return f"{self.id}.rec"
-
-    # ---- content
-    def _check(self) -> None:
-        if self._finished:
-            raise I.Invalid("staging object already published or discarded")
-
-    def write(self, offset: int, data) -> int:
-        self._check()
-        if offset < 0:
-            raise I.Invalid("negative offset")
-        mv = data if type(data) is memoryview else memoryview(data)
-        if mv.itemsize != 1 or mv.ndim != 1:
-            mv = mv.cast("B")
-        n = mv.nbytes
-        fd = self.fd
-        try:
-            done = os.pwrite(fd, mv, offset)
-            while done < n:
-                w = os.pwrite(fd, mv[done:], offset + done)
-                if w <= 0:
-                    raise I.IOFailure("short write")
-                done += w
-        except OSError as e:
-            raise from_oserror(e) from None
-        if n:
-            end = offset + n
-            if self._base_fd is not None and offset < self._limit:
-                self._mark(offset, min(end, self._limit))
-            if end > self._size:
-                self._size = end
-            self._unsynced = True
-            if not self.dirty:
-                self.dirty = True
-                self._rec_dirty = True
-        return n
-
-    def read(self, offset: int, count: int) -> tuple[bytes, bool]:
-        self._check()
-        size = self._size
-        if offset < 0 or count < 0:
-            raise I.Invalid("negative offset or count")
-        if offset >= size or count == 0:
-            return b"", offset >= size
-        end = min(offset + count, size)
-        try:
-            if self._base_fd is None or offset >= self._limit:
-                data = _pread_full(self.fd, end - offset, offset)
-            else:
-                base = self._base_fd
-                data = b"".join([_pread_full(base if b else self.fd, e - s, s)
-                                 for s, e, b in self._segments(offset, end)])
-        except OSError as e:
-            raise from_oserror(e) from None
-        return data, end >= size
-
-    def truncate(self, size: int) -> None:
-        self._check()
-        if size < 0:
-            raise I.Invalid("negative size")
-        try:
-            os.ftruncate(self.fd, size)
-        except OSError as e:
-            raise from_oserror(e) from None
-        if self._base_fd is not None and size < self._limit:
-            self._limit = size
-            self._clip(size)
-            self._rec_dirty = True
-            self._maybe_release_base()
-        self._size = size
-        self._unsynced = True
-        if not self.dirty:
-            self.dirty = True
-            self._rec_dirty = True
-
-    def size(self) -> int:
-        return self._size
-
-    def allocate(self, offset: int, length: int) -> None:
-        """fallocate mode 0: space reserved, content unchanged, the size may grow. Dirty only
-        if the size grew (a reservation alone changes nothing anybody reads)."""
-        self._check()
-        if offset < 0 or length <= 0:
-            raise I.Invalid("bad range")
-        try:
-            _fallocate(self.fd, 0, offset, length)
-        except OSError as e:
-            if e.errno in _NO_FALLOCATE:
-                raise I.NotSupported("the file system cannot reserve space") from None
-            raise from_oserror(e) from None
-        self._unsynced = True
-        end = offset + length
-        if end > self._size:
-            self._size = end
-            if not self.dirty:
-                self.dirty = True
-                self._rec_dirty = True
-
-    def deallocate(self, offset: int, length: int) -> None:
-        """Punch a hole in [offset, offset+length) clipped to the size; the size stays."""
-        self._check()
-        if offset < 0 or length <= 0:
-            raise I.Invalid("bad range")
-        end = min(offset + length, self._size)
-        if offset >= end:
-            return
-        try:
-            _fallocate(self.fd, FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE, offset, end - offset)
-        except OSError as e:
-            if e.errno in _NO_FALLOCATE:
-                raise I.NotSupported("the file system cannot punch holes") from None
-            raise from_oserror(e) from None
-        if self._base_fd is not None and offset < self._limit:
-            self._mark(offset, min(end, self._limit))  # now zeros of the data file, not the base
-        self._unsynced = True
-        if not self.dirty:
-            self.dirty = True
-            self._rec_dirty = True
-
-    def seek(self, offset: int, what) -> tuple[int, bool]:
-        """SEEK_DATA / SEEK_HOLE over the pieces `read` uses (base or data file)."""
-        self._check()
-        if self._base_fd is None:
-            return _seek_fd(self.fd, offset, self._size, what)
-        size = self._size
-        if offset < 0:
-            raise I.Invalid("negative offset")
-        if offset >= size:
-            raise I.PastEnd(f"{offset} >= {size}")
-        try:
-            for a, b, from_base in list(self._segments(offset, size)):
-                r = _find(self._base_fd if from_base else self.fd, a, b, what)
-                if r is not None:
-                    return r, False
-        except OSError as e:
-            raise from_oserror(e) from None
-        return size, True
-
-    def attrs(self) -> I.Attrs:
-        self._check()
-        try:
-            st = fstatx(self.fd)
-        except OSError as e:
-            raise from_oserror(e) from None
-        return _attrs(st, self.oid)
-
-    def set_record(self, record: dict) -> None:
-        self._check()
-        if record != self.record:
-            self.record = record
-            self._rec_dirty = True
-
-    def sync(self) -> None:
-        """fdatasync the data if written since; rewrite the record durably if it changed
-        (also when the protocol layer changed `record` in place)."""
-        self._check()
-        try:
-            record = self._rec_dirty or self._record_json() != self._written_record
-            if self._xrec and not record:
-                if self._rec_unsynced:  # as written at creation: only its fsync is missing
-                    with self._rlock:
-                        if not self._finished:
-                            self._fsync_with_record()
-                    return
-            # In xattr mode the record's fsync of the data file covers the data as well.
-            if self._unsynced and not (record and self._xrec):
-                os.fdatasync(self.fd)
-                self._unsynced = False
-            if record:
-                self._write_record(durable=True)
-        except OSError as e:
-            raise from_oserror(e) from None
-
-    # ---- dirty extents (only below the base limit; only while a base is pinned)
-    def _mark(self, s: int, e: int) -> None:
-        starts, ends = self._starts, self._ends
-        i = bisect.bisect_left(ends, s)  # first extent ending at or after s (touching merges)
-        j = bisect.bisect_right(starts, e)  # first extent starting after e
-        if i < j:
-            s = min(s, starts[i])
-            e = max(e, ends[j - 1])
-        elif i < len(starts) and starts[i] == s and ends[i] == e:
-            return
-        starts[i:j] = [s]
-        ends[i:j] = [e]
-        self._rec_dirty = True
-        self._maybe_release_base()
-
-    def _clip(self, size: int) -> None:
-        j = bisect.bisect_left(self._starts, size)
-        del self._starts[j:], self._ends[j:]
-        if self._ends and self._ends[-1] > size:
-            self._ends[-1] = size
-
-    def _maybe_release_base(self) -> None:
-        """Drop the base once nothing is read from it any more."""
-        starts, ends = self._starts, self._ends
-        if self._limit == 0 or (starts and starts[0] == 0 and ends[0] >= self._limit):
-            self._release_base()
-
-    def _release_base(self) -> None:
-        _close_quiet(self._base_fd)
-        self._base_fd = None
-        self._limit = 0
-        self._starts, self._ends = [], []
-        self._rec_dirty = True
-
-    def _segments(self, a: int, b: int):
-        """(start, end, from_base) pieces covering [a, b)."""
-        starts, ends, limit = self._starts, self._ends, self._limit
-        i = bisect.bisect_right(ends, a)
-        n = len(starts)
-        pos = a
-        while pos < b:
-            if i < n and starts[i] <= pos:
-                e = min(ends[i], b)
-                yield pos, e, False
-                i += 1
-            else:
-                e = min(starts[i], b) if i < n else b
-                if pos < limit:
-                    m = min(e, limit)
-                    yield pos, m, True
-                    if m < e:
-                        yield m, e, False
-                else:
-                    yield pos, e, False
-            pos = e
-
-    def _clean(self, a: int, b: int):
-        """Unwritten ranges within [a, b)."""
-        pos = a
-        for s, e in zip(self._starts, self._ends):
-            if e <= pos:
-                continue
-            if s >= b:
-                break
-            if s > pos:
-                yield pos, s
-            pos = max(pos, e)
-        if pos < b:
-            yield pos, b
-
-    def _fill(self) -> None:
-        """Copy what still comes from the base into the data file; afterwards no base."""
-        base = self._base_fd
-        if base is None:
-            return
-        st = fstatx(self.fd)
-        for a, b in list(self._clean(0, self._limit)):
-            pos = a
-            while pos < b:
-                try:
-                    d = os.lseek(base, pos, os.SEEK_DATA)
-                except OSError as e:
-                    if e.errno == errno.ENXIO:
-                        break
-                    d = pos
-                if d >= b:
-                    break
-                try:
-                    h = min(os.lseek(base, d, os.SEEK_HOLE), b)
-                except OSError:
-                    h = b
-                self._copy(base, d, h)
-                pos = h
-        os.utime(self.fd, ns=(_atime(st), _mtime(st)))
-        self._release_base()
-        self._unsynced = True
-
-    def _copy(self, src: int, a: int, b: int) -> None:
-        dst = self.fd
-        pos = a
-        while pos < b:
-            try:
-                n = os.copy_file_range(src, dst, b - pos, pos, pos)
-            except OSError as e:
-                if e.errno not in _COPY_FALLBACK:
-                    raise
-                n = -1
-            if n == 0:
-                return  # the base is shorter than it was: the rest reads as zeros anyway
-            if n < 0:
-                chunk = os.pread(src, min(b - pos, 1 << 20), pos)
-                if not chunk:
-                    return
-                n = os.pwrite(dst, chunk, pos)
-            pos += n
-
-    # ---- record
-    def _record_json(self) -> str:
-        try:
-            return json.dumps(self.record, sort_keys=True, separators=(",", ":"))
-        except (TypeError, ValueError) as e:
-            raise I.Invalid(f"record is not JSON: {e}") from None
-
-    def _to_json(self) -> dict:
-        return {
-            "v": 1, "id": self.id, "handle": self.handle.hex(), "is_new": self.is_new,
-            "viewer": self.viewer.hex(), "record": self.record, "ino": self.ino, "gen": self.gen,
-            "dir": None if self.target_dir is None else self.target_dir.hex(),
-            "name": None if self.target_name is None else self.target_name.hex(),
-            "exclusive": self.exclusive,
-            "verifier": None if self.verifier is None else bytes(self.verifier).hex(),
-            "gone": self.gone, "dirty": self.dirty, "size": self._size,
-            "base": self._base_ident, "limit": self._limit,
-            "extents": [[s, e] for s, e in zip(self._starts, self._ends)],
-            "quarantined": self.quarantined, "publishing": self._publishing,
-            "created_ns": self._created_ns, "written_ns": time.time_ns(),
-        }
-
-    def _write_record(self, durable: bool, first: bool = False) -> None:
-        """Replace the record atomically; durable: also make it (and, in xattr mode, the data)
-        reach the disk.
-
-        xattr mode (`_xrec`): one setxattr(2) on the data file; durable: fsync of the data file
-        (data, size and attribute together) and, the first time, of the staging directory.
-        File mode: first: there is no record yet, write it in place (one small write(2): a
-        killed process leaves all of it or none of it); otherwise tmp + rename; durable: fsync
-        the file and the staging directory. A setxattr refused for room (the client's own
-        attributes share the space) moves the record to a file for good."""
-        with self._rlock:
-            if self._finished:
-                return
-            written = self._record_json()
-            try:
-                data = json.dumps(self._to_json(), separators=(",", ":")).encode()
-            except (TypeError, ValueError) as e:
-                raise I.Invalid(f"record is not JSON: {e}") from None
-            if self._xrec:
-                try:
-                    os.setxattr(self.fd, REC_XATTR, data)
-                except OSError as e:
-                    if e.errno not in _XATTR_FULL:
-                        raise
-                    self._to_file_record(data, durable)
-                else:
-                    if durable:
-                        self._fsync_with_record()
-                    self._rec_unsynced = not durable
-                    self._rec_dirty = False  # a later sync() needs only the fsync
-                    self._written_record = written
-                    return
-            else:
-                self._write_file_record(data, durable, first)
-            self._rec_dirty = not durable
-            self._written_record = written
-
-    def _fsync_with_record(self) -> None:
-        """xattr mode, `_rlock` held: one fsync of the data file makes its data, size and
-        record attribute durable; the first time also its staging directory entry, unless
-        the file system's fsync of a new file already did (`_entry_durable` set at creation)."""
-        os.fsync(self.fd)
-        self._unsynced = False
-        self._rec_unsynced = False
-        if not self._entry_durable:
-            self._syncs.sync(_STAGING_KEY, self._sfd)
-            self._entry_durable = True
-
-    def _to_file_record(self, data: bytes, durable: bool) -> None:
-        """Leave xattr mode: the record becomes a file (which wins over a stale attribute at
-        recovery, so the attribute is removed only after)."""
-        self._xrec = False
-        if durable and self._unsynced:
-            os.fdatasync(self.fd)
-            self._unsynced = False
-        self._write_file_record(data, durable, first=True)
-        try:
-            os.removexattr(self.fd, REC_XATTR)
-        except OSError:
-            pass
-
-    def _write_file_record(self, data: bytes, durable: bool, first: bool) -> None:
-        tmp = self.record_name if first else self.record_name + ".tmp"
-        flags = os.O_EXCL if first else os.O_TRUNC
-        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | flags | os.O_CLOEXEC, 0o600,
-                     dir_fd=self._sfd)
-        try:
-            view = memoryview(data)
-            while view:
-                view = view[os.write(fd, view):]
-            if durable:
-                os.fsync(fd)
-        finally:
-            os.close(fd)
-        if not first:
-            os.rename(tmp, self.record_name, src_dir_fd=self._sfd, dst_dir_fd=self._sfd)
-        if durable:
-            self._syncs.sync(_STAGING_KEY, self._sfd)
-
-    def _close(self) -> None:
-        with self._rlock:
-            self._finished = True
-            _close_quiet(self.fd)
-            _close_quiet(self._base_fd)
-            self._base_fd = None
-
-    def _remove_files(self, published: bool = False) -> None:
-        if not published:  # a published data file has moved away
-            _unlink_quiet(self.data_name, self._sfd)
-        if not self._xrec:
-            _unlink_quiet(self.record_name, self._sfd)
 
 
 class _Listing:
@@ -819,9 +229,69 @@ class _Listing:
         self.live = True  # False once dropped: its memo is no longer filled
 
 
-# --------------------------------------------------------------------------- pinned versions
+class ListingCache(OrderedDict):
+    """directory id -> `_Listing`, least recently used first, with the count of memoized
+    entries across them bounded by `memo_cap` (lock held)."""
+
+    __slots__ = ("cap", "memo_cap", "memo_count")
+
+    def __init__(self, cap: int, memo_cap: int):
+        super().__init__()
+        self.cap = cap
+        self.memo_cap = memo_cap  # DirEntries kept by the cached listings, in all
+        self.memo_count = 0
+
+    def fresh(self, dir_id: int, key) -> _Listing | None:
+        """The cached listing of the directory if it was read at `key`, else None."""
+        cached = self.get(dir_id)
+        if cached is not None and cached.key == key:
+            self.move_to_end(dir_id)
+            return cached
+        return None
+
+    def put(self, dir_id: int, listing: _Listing) -> None:
+        old = self.pop(dir_id, None)
+        if old is not None:
+            self._retire(old)
+        self[dir_id] = listing
+        while len(self) > self.cap:
+            self._retire(self.popitem(last=False)[1])
+
+    def drop(self, dir_id: int) -> None:
+        """Forget a cached listing: it and its memo are no longer trusted."""
+        listing = self.pop(dir_id, None)
+        if listing is not None:
+            self._retire(listing)
+
+    def _retire(self, listing: _Listing) -> None:
+        listing.live = False
+        self.memo_count -= len(listing.memo)
+        listing.memo = {}
+
+    def remember(self, listing: _Listing, todo, made) -> None:
+        """Memoize the entries just made (as room allows): name -> (statx bytes, DirEntry)."""
+        memo = listing.memo
+        for (_, name, _, raw) in todo[:max(self.memo_cap - self.memo_count, 0)]:
+            old = memo.get(name)
+            memo[name] = (raw, made[name])
+            if old is None:
+                self.memo_count += 1
+
+
+def _list(lfd: int, state_ino: int) -> tuple[list[int], list[bytes]]:
+    """Sorted (cookie, name) of a directory, the state dir left out."""
+    fsencode = os.fsencode
+    with os.scandir(lfd) as it:
+        pairs = [(cookie_of(n), n) for n in
+                 [fsencode(e.name) for e in it if e.inode() != state_ino]]
+    pairs.sort()
+    return [c for c, _ in pairs], [n for _, n in pairs]
+
+
 class _Version:
-    """An open published version (open_version): read/attrs/close on a pinned fd."""
+    """An open published version (open_version, and the reader cache's entries): read, seek,
+    attrs and close on a pinned fd. `refs`: users (the cache counts as one while it holds it);
+    `evicted`: the cache let go of it, the last user closes it."""
 
     __slots__ = ("fd", "oid", "ino", "gen", "size", "refs", "evicted")
 
@@ -848,19 +318,17 @@ class _Version:
     def seek(self, offset: int, what) -> tuple[int, bool]:
         if self.fd is None:
             raise I.Invalid("version closed")
-        return _seek_fd(self.fd, offset, self.size, what)
+        return seek_fd(self.fd, offset, self.size, what)
 
+    @maps_oserror()
     def attrs(self) -> I.Attrs:
         if self.fd is None:
             raise I.Invalid("version closed")
-        try:
-            return _attrs(fstatx(self.fd), self.oid)
-        except OSError as e:
-            raise from_oserror(e) from None
+        return to_attrs(fstatx(self.fd), self.oid)
 
     def close(self) -> None:
         fd, self.fd = self.fd, None
-        _close_quiet(fd)
+        close_quiet(fd)
 
     def __enter__(self):
         return self
@@ -868,31 +336,72 @@ class _Version:
     def __exit__(self, *exc):
         self.close()
 
+    def unref(self) -> None:
+        """A read is done with it (lock held)."""
+        self.refs -= 1
+        if self.evicted and self.refs == 0:
+            self.close()
 
-# --------------------------------------------------------------------------- backend
-class _Guard:
-    """The backend lock. Directory fds evicted from the cache while it is held are closed only
-    when the outermost holder leaves, so an fd obtained during an operation stays valid
-    until that operation ends."""
+    def evict(self) -> None:
+        """The cache lets go of it (lock held)."""
+        self.evicted = True
+        self.refs -= 1  # the cache's own reference
+        if self.refs == 0:
+            self.close()
 
-    __slots__ = ("_lock", "_depth", "grave")
 
-    def __init__(self):
-        self._lock = threading.RLock()
-        self._depth = 0
-        self.grave: list[int] = []
+class ReaderCache(OrderedDict):
+    """object id -> `_Version` for `read`, least recently used first (lock held)."""
 
-    def __enter__(self):
-        self._lock.acquire()
-        self._depth += 1
+    __slots__ = ("cap",)
 
-    def __exit__(self, *exc):
-        self._depth -= 1
-        if not self._depth and self.grave:
-            for fd in self.grave:
-                _close_quiet(fd)
-            self.grave.clear()
-        self._lock.release()
+    def __init__(self, cap: int):
+        super().__init__()
+        self.cap = cap
+
+    def add(self, oid: int, v: _Version) -> None:
+        self[oid] = v
+        while len(self) > self.cap:
+            self.popitem(last=False)[1].evict()
+
+    def drop(self, oid: int) -> None:
+        v = self.pop(oid, None)
+        if v is not None:
+            v.evict()
+
+    def close(self) -> None:
+        for v in self.values():
+            v.close()
+        self.clear()
+
+
+USER = b"user."
+
+
+def xattr_key(name, reading: bool = False) -> bytes:
+    """A client's extended attribute name (without "user.") as the file system's name. The
+    server's own (REC_XATTR) does not exist for reading and cannot be changed."""
+    name = bytes(name)
+    if not name or b"\0" in name:
+        raise I.Invalid("bad extended attribute name")
+    if len(name) > I.XATTR_NAME_MAX:
+        raise I.NameTooLong(f"{len(name)} bytes")
+    key = USER + name
+    if key == REC_XATTR:
+        raise I.NoXattr() if reading else I.Permission("reserved extended attribute name")
+    return key
+
+
+def xattr_error(e: OSError) -> I.BackendError:
+    """The backend error for an xattr call's OSError (beyond `from_oserror`: no such
+    attribute, no user xattrs on this file system, too big)."""
+    if e.errno == errno.ENODATA:
+        return I.NoXattr()
+    if e.errno in NO_XATTRS:
+        return I.NotSupported("the file system stores no user extended attributes")
+    if e.errno in (errno.E2BIG, errno.ERANGE):
+        return I.XattrTooBig(os.strerror(e.errno))
+    return from_oserror(e)
 
 
 class LocalBackend(I.Backend):
@@ -908,7 +417,8 @@ class LocalBackend(I.Backend):
     once while fsyncs average under this, else returns the fsync to run in a worker thread;
     default 0.001), `sync_new_entries` (fsync the staging directory after a new file's first
     fsync, for its entry: default only where the file system does not already persist the
-    entry with the file, see backend/fsinfo.py). Extra methods: `problems()`, `close()`.
+    entry with the file, see backend/fsinfo.py). Extra methods: `problems()`, `close()` (also
+    a context manager).
     """
 
     def __init__(self, export_dir, state_dir=None, *, durable: bool = True,
@@ -924,13 +434,9 @@ class LocalBackend(I.Backend):
         self._syncs = GroupSync()  # directory fsyncs, shared by callers that arrive together
         self._node_cap = max(16, node_cache)
         self._dirfd_cap = max(4, dir_fds)
-        self._reader_cap = max(1, read_fds)
         # READ tries the page cache first (RWF_NOWAIT) so the reactor thread never waits for
         # the disk; False once the file system has said it cannot.
-        self._nowait = hasattr(os, "RWF_NOWAIT") and hasattr(os, "preadv")
-        self._listing_cap = max(1, listings)
-        self._memo_cap = max(0, listing_memo)  # DirEntries kept by the cached listings, in all
-        self._memo_count = 0
+        self._nowait = HAVE_NOWAIT
         # (directory id, name) -> Node last found there by lookup_attrs; a hit is used only
         # while the entry's statx bytes equal the node's `seen` ones. Cleared when full.
         self._names: dict[tuple[int, bytes], Node] = {}
@@ -944,41 +450,17 @@ class LocalBackend(I.Backend):
         self._problems: list[tuple[str, str]] = []
         self._closed = False
 
-        export_dir = os.path.abspath(os.fsdecode(export_dir))
-        os.makedirs(export_dir, exist_ok=True)
-        state_dir = os.path.join(export_dir, ".nfsd") if state_dir is None \
-            else os.path.abspath(os.fsdecode(state_dir))
-        est = os.stat(export_dir)
-        existing = state_dir
-        while not os.path.exists(existing):
-            existing = os.path.dirname(existing)
-        if os.stat(existing).st_dev != est.st_dev:
-            raise ValueError(f"state dir {state_dir} must be on the same file system as the "
-                             f"export {export_dir} (publishing is a rename)")
-        os.makedirs(state_dir, mode=0o700, exist_ok=True)
-        sst = os.stat(state_dir)
-        if est.st_dev != sst.st_dev:
-            raise ValueError(f"state dir {state_dir} must be on the same file system as the "
-                             f"export {export_dir} (publishing is a rename)")
-        if est.st_ino == sst.st_ino:
-            raise ValueError("the state dir cannot be the export dir itself")
-        self.export_dir, self.state_dir = export_dir, state_dir
-        self._state_ino = sst.st_ino
+        self.export_dir, self.state_dir, self._state_ino = _state_dir(export_dir, state_dir)
+        export_dir, state_dir = self.export_dir, self.state_dir
 
-        self._lockfile = open(os.path.join(state_dir, "lock"), "a+b")
-        try:
-            fcntl.flock(self._lockfile, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            self._lockfile.close()
-            raise RuntimeError(f"state dir {state_dir} is in use by another LocalBackend "
-                               "(close() it first)") from None
+        self._lockfile = _lock(state_dir)
         fds = []
         try:
-            self._root_fd = os.open(export_dir, _O_PATHDIR)
+            self._root_fd = os.open(export_dir, O_PATHDIR)
             fds.append(self._root_fd)
             staging = os.path.join(state_dir, "staging")
             os.makedirs(staging, mode=0o700, exist_ok=True)
-            self._staging_fd = os.open(staging, _O_LISTDIR)
+            self._staging_fd = os.open(staging, O_LISTDIR)
             fds.append(self._staging_fd)
             # Does the first fsync of a new data file also make its staging entry durable
             # (ext4, xfs, btrfs)? Then the staging directory's own fsync is left out.
@@ -989,15 +471,15 @@ class LocalBackend(I.Backend):
             self._db = HandleDB(os.path.join(state_dir, "handles.db"))
         except BaseException:
             for fd in fds:
-                _close_quiet(fd)
+                close_quiet(fd)
             self._lockfile.close()
             raise
         self._inst = self._db.instance
         self._nodes: OrderedDict[int, Node] = OrderedDict()
         self._by_ino: dict[tuple[int, int], int] = {}
         self._dirfds: OrderedDict[int, int] = OrderedDict()
-        self._readers: OrderedDict[int, _Version] = OrderedDict()
-        self._listings: OrderedDict[int, _Listing] = OrderedDict()
+        self._readers = ReaderCache(max(1, read_fds))
+        self._listings = ListingCache(max(1, listings), max(0, listing_memo))
         self._stagings: dict[str, LocalStaging] = {}
         self._by_oid: dict[int, list[LocalStaging]] = {}
         self._transient: dict[int, dict[bytes, list[LocalStaging]]] = {}
@@ -1022,7 +504,6 @@ class LocalBackend(I.Backend):
         self._by_ino[(ino, gen)] = ROOT_ID
         return node
 
-    # ------------------------------------------------------------------ lifecycle
     def maintenance(self) -> None:
         """Delete the rows of removed objects, checkpoint the handle database's WAL (see
         HandleDB.flush_deletes and .checkpoint)."""
@@ -1039,14 +520,12 @@ class LocalBackend(I.Backend):
                 return
             self._closed = True
             for s in list(self._stagings.values()):
-                s._close()
+                s.close_fds()
             self._guard.grave.extend(self._dirfds.values())
-            for v in self._readers.values():
-                v.close()
+            self._readers.close()
             self._dirfds.clear()
-            self._readers.clear()
-            _close_quiet(self._root_fd)
-            _close_quiet(self._staging_fd)
+            close_quiet(self._root_fd)
+            close_quiet(self._staging_fd)
             self._db.close()
             self._lockfile.close()
 
@@ -1061,14 +540,12 @@ class LocalBackend(I.Backend):
         with self._guard:
             return list(self._problems)
 
-    # ------------------------------------------------------------------ identity
     def root(self) -> bytes:
         return self._root.handle
 
     def fsid(self) -> tuple[int, int]:
         return int.from_bytes(self._inst[:4], "big"), int.from_bytes(self._inst[4:], "big")
 
-    # ------------------------------------------------------------------ node cache (lock held)
     def _node(self, handle) -> Node:
         if type(handle) is not bytes:
             handle = bytes(handle)
@@ -1122,8 +599,8 @@ class LocalBackend(I.Backend):
         fd = self._dirfds.pop(oid, None)
         if fd is not None:
             self._guard.grave.append(fd)
-        self._drop_reader(oid)
-        self._drop_listing(oid)
+        self._readers.drop(oid)
+        self._listings.drop(oid)
         if oid != ROOT_ID:
             try:
                 self._db.delete(oid)
@@ -1190,7 +667,7 @@ class LocalBackend(I.Backend):
                     name, st = items[i]
                     row = rows.get(key)
                     if row is None:
-                        kind = _KIND[st[MODE] & 0o170000]
+                        kind = KIND[st[MODE] & 0o170000]
                         node = self._remember(self._db.insert(key[0], key[1], kind, parent, name))
                         rows[key] = (node.id, int.from_bytes(node.handle[16:], "big"), key[0],
                                      key[1], int(kind), parent, name, None)
@@ -1210,7 +687,6 @@ class LocalBackend(I.Backend):
             elif node.id != ROOT_ID:
                 self._add_alt(node, parent, name)
 
-    # ------------------------------------------------------------------ finding objects (lock held)
     def _dirfd(self, node: Node) -> int:
         """An O_PATH fd of directory `node` (cached); Stale if it cannot be found."""
         if node.id == ROOT_ID:
@@ -1244,7 +720,7 @@ class LocalBackend(I.Backend):
     def _open_dir(self, pfd: int, node: Node) -> int:
         if node.name is not None:
             try:
-                fd = os.open(node.name, _O_PATHDIR, dir_fd=pfd)
+                fd = os.open(node.name, O_PATHDIR, dir_fd=pfd)
             except OSError:
                 fd = None
             if fd is not None:
@@ -1256,7 +732,7 @@ class LocalBackend(I.Backend):
         if found is None:
             raise I.Stale("directory not found")
         self._set_hint(node, node.parent, found[0])
-        fd = os.open(found[0], _O_PATHDIR, dir_fd=pfd)
+        fd = os.open(found[0], O_PATHDIR, dir_fd=pfd)
         if not self._same(fstatx(fd), node):
             os.close(fd)
             raise I.Stale("directory not found")
@@ -1267,10 +743,10 @@ class LocalBackend(I.Backend):
         """Scan a directory for the node's inode: (name, stat) or None."""
         try:
             pst = fstatx(pfd)
-            key = _ctime(pst)
+            key = ctime_ns(pst)
             if node.miss == key:
                 return None
-            lfd = os.open(".", _O_LISTDIR, dir_fd=pfd)
+            lfd = os.open(".", O_LISTDIR, dir_fd=pfd)
             try:
                 with os.scandir(lfd) as it:
                     names = [os.fsencode(e.name) for e in it if e.inode() == node.ino]
@@ -1372,19 +848,6 @@ class LocalBackend(I.Backend):
             pass
         return I.NotFound()
 
-    def _dir_changed(self, dir_id: int) -> None:
-        self._drop_listing(dir_id)
-
-    def _drop_listing(self, dir_id: int, listing=None) -> None:
-        """Forget a cached listing (lock held): it and its memo are no longer trusted."""
-        if listing is None:
-            listing = self._listings.pop(dir_id, None)
-            if listing is None:
-                return
-        listing.live = False
-        self._memo_count -= len(listing.memo)
-        listing.memo = {}
-
     def _unlinked(self, st: tuple, dir_id: int, name: bytes) -> None:
         """A name with stat `st` (taken before) was removed or replaced."""
         oid = self._by_ino.get((st[INO], generation(st)))
@@ -1407,7 +870,6 @@ class LocalBackend(I.Backend):
             p, n = node.alt.pop()
             self._set_hint(node, p, n)
 
-    # ------------------------------------------------------------------ staging registry
     def _new_staging(self, oid: int):
         sts = self._by_oid.get(oid)
         if sts and sts[0].is_new:
@@ -1473,7 +935,38 @@ class LocalBackend(I.Backend):
             return sts[-1]
         return None
 
-    # ------------------------------------------------------------------ namespace
+    def _published_file(self, node: Node, regular: bool = True, what: str = "not published yet"):
+        """Refuse what only a published non-directory (regular: a regular file) may do."""
+        if self._new_staging(node.id) is not None:
+            raise I.Invalid(what)
+        if node.kind == DIR:
+            raise I.IsDir()
+        if regular and node.kind != REG:
+            raise I.WrongType()
+
+    def _finish(self, s: LocalStaging, published: bool = False) -> None:
+        """Published (or nothing to publish): forget the staging object and its files."""
+        self._unregister(s)
+        s.close_fds()
+        s.remove_files(published)
+
+    def discard(self, staging: LocalStaging) -> None:
+        with self._guard:
+            self._discard_locked(staging)
+
+    def _discard_locked(self, s: LocalStaging) -> None:
+        if s.finished:
+            return
+        self._unregister(s)
+        s.close_fds()
+        s.remove_files()
+        if s.is_new:
+            self._forget(s.oid)
+
+    def list_staged(self) -> list[LocalStaging]:
+        with self._guard:
+            return list(self._stagings.values())
+
     def getattr(self, handle, viewer=None) -> I.Attrs:
         with self._guard:
             try:
@@ -1494,45 +987,11 @@ class LocalBackend(I.Backend):
         if seen is not None and self._restat(node) == seen[0]:
             return seen[1]
         st = self._stat_node(node)
-        a = _attrs(st, node.id)
+        a = to_attrs(st, node.id)
         if self._bumps and a.kind == I.Kind.DIR:
             self._bumped(a)
         node.seen = (pack_statx(*st), a)
         return a
-
-    def _bumped(self, a: I.Attrs) -> None:
-        """A directory's `change` as `_changed_dir` moved it (lock held)."""
-        b = self._bumps.get(a.fileid)
-        if b is not None:
-            if b[0] == a.ctime_ns:
-                a.change = b[1]
-            else:
-                del self._bumps[a.fileid]  # ctime moved on: it is the change again
-
-    def _changed_dir(self, node: Node, dfd: int, before: int) -> None:
-        """The server just changed directory `node`, whose `change` was `before` (lock held).
-        Clients decide from `change` whether a directory changed (the Linux client even
-        whether its OPEN created the file), so it must differ from `before` although ctime,
-        from the kernel's coarse clock, may not have moved: then `change` is reported as
-        `before + 1` until ctime moves (in memory; after a restart ctime differs anyway)."""
-        c = _ctime(fstatx(dfd))
-        if c > before:
-            self._bumps.pop(node.id, None)
-            return
-        self._bumps[node.id] = (c, before + 1)
-        node.seen = None  # Attrs kept for these statx bytes are out of date
-        if node.parent is not None:
-            self._drop_listing(node.parent)  # ... and so is its entry in its parent's listing
-
-    def _touch_dir(self, node: Node, dfd: int) -> None:
-        """A new name is reserved in `node` (a file under construction): its mtime and ctime
-        move now, as a create's do, so its creator sees the change (OPEN's change_info)."""
-        if not _HAVE_PROC_FD:  # pragma: no cover - Linux without /proc
-            return
-        before = self._node_attrs(node).change
-        st = fstatx(dfd)
-        os.utime(f"/proc/self/fd/{dfd}", ns=(_atime(st), max(time.time_ns(), _mtime(st) + 1)))
-        self._changed_dir(node, dfd, before)
 
     def _restat(self, node: Node):
         """`statx_key` of a published object where it was last found, or None (not there, or
@@ -1575,7 +1034,7 @@ class LocalBackend(I.Backend):
                     if not self._visible(st):
                         raise self._not_found(dfd)
                     child = self._id_for(st, node.id, name)
-                    a = _attrs(st, child.id)
+                    a = to_attrs(st, child.id)
                     if self._bumps and a.kind == I.Kind.DIR:
                         self._bumped(a)
                     child.seen = (raw, a)
@@ -1594,41 +1053,320 @@ class LocalBackend(I.Backend):
             except OSError as e:
                 raise from_oserror(e) from None
 
+    @maps_oserror()
     def parent(self, handle) -> bytes:
         with self._guard:
+            node = self._node(handle)
+            if node.id == ROOT_ID:
+                return node.handle
+            s = self._new_staging(node.id)
+            if s is not None:
+                return s.target_dir
+            if node.kind != DIR:
+                self._find_file(node)
+                return self._node_by_id(node.parent).handle
+            self._stat_node(node)  # Stale if removed
+            pst = statx(self._dirfd(node), b"..")
             try:
-                node = self._node(handle)
-                if node.id == ROOT_ID:
-                    return node.handle
-                s = self._new_staging(node.id)
-                if s is not None:
-                    return s.target_dir
-                if node.kind != DIR:
-                    self._find_file(node)
-                    return self._node_by_id(node.parent).handle
-                self._stat_node(node)  # Stale if removed
-                pst = statx(self._dirfd(node), b"..")
-                try:
-                    p = self._node_by_id(node.parent)
-                    if p.kind == DIR and self._same(pst, p):
-                        return p.handle
-                except I.Stale:
-                    pass
-                # moved by a local program: find the new parent among known directories
-                oid = self._by_ino.get((pst[INO], generation(pst)))
-                if oid is None:
-                    row = self._db.find(pst[INO], generation(pst))
-                    if row is None:
-                        raise I.Stale("parent unknown (moved outside the export?)")
-                    oid = row[0]
-                p = self._node_by_id(oid)
-                pfd = self._dirfd(p)
-                found = self._search(pfd, node)
-                if found is not None:
-                    self._set_hint(node, p.id, found[0])
-                return p.handle
-            except OSError as e:
-                raise from_oserror(e) from None
+                p = self._node_by_id(node.parent)
+                if p.kind == DIR and self._same(pst, p):
+                    return p.handle
+            except I.Stale:
+                pass
+            # moved by a local program: find the new parent among known directories
+            oid = self._by_ino.get((pst[INO], generation(pst)))
+            if oid is None:
+                row = self._db.find(pst[INO], generation(pst))
+                if row is None:
+                    raise I.Stale("parent unknown (moved outside the export?)")
+                oid = row[0]
+            p = self._node_by_id(oid)
+            pfd = self._dirfd(p)
+            found = self._search(pfd, node)
+            if found is not None:
+                self._set_hint(node, p.id, found[0])
+            return p.handle
+
+    @maps_oserror()
+    def readlink(self, handle) -> bytes:
+        with self._guard:
+            node = self._node(handle)
+            if node.kind != LNK:
+                raise I.NotSymlink()
+            pfd, name, _ = self._find_file(node)
+            return os.readlink(name, dir_fd=pfd)
+
+    @maps_oserror()
+    def setattr(self, handle, changes: I.SetAttrs) -> I.Attrs:
+        with self._guard:
+            node = self._node(handle)
+            sts = list(self._by_oid.get(node.id, ()))
+            if not (sts and sts[0].is_new):
+                self._setattr_published(node, changes)
+            for s in sts:
+                self._setattr_fd(s.fd, changes)
+        return self.getattr(handle)
+
+    def _setattr_fd(self, fd: int, c: I.SetAttrs) -> None:
+        if c.uid is not None or c.gid is not None:
+            os.fchown(fd, -1 if c.uid is None else c.uid, -1 if c.gid is None else c.gid)
+        if c.mode is not None:
+            os.fchmod(fd, c.mode & 0o7777)
+        if c.atime_ns is not None or c.mtime_ns is not None:
+            st = fstatx(fd)
+            os.utime(fd, ns=(atime_ns(st) if c.atime_ns is None else c.atime_ns,
+                             mtime_ns(st) if c.mtime_ns is None else c.mtime_ns))
+
+    def _setattr_published(self, node: Node, c: I.SetAttrs) -> None:
+        if node.kind == LNK:
+            pfd, name, st = self._find_file(node)
+            if c.uid is not None or c.gid is not None:
+                os.chown(name, -1 if c.uid is None else c.uid, -1 if c.gid is None else c.gid,
+                         dir_fd=pfd, follow_symlinks=False)
+            if c.atime_ns is not None or c.mtime_ns is not None:
+                os.utime(name, dir_fd=pfd, follow_symlinks=False,
+                         ns=(atime_ns(st) if c.atime_ns is None else c.atime_ns,
+                             mtime_ns(st) if c.mtime_ns is None else c.mtime_ns))
+            return  # a symlink's mode means nothing on Linux: chmod is a no-op
+        if node.kind == DIR:
+            fd, own = self._dirfd(node), False
+        else:
+            pfd, name, _ = self._find_file(node)
+            fd, own = os.open(name, O_PATH_NOFOLLOW, dir_fd=pfd), True
+        try:
+            st = fstatx(fd)
+            if not self._same(st, node):
+                raise I.Stale("replaced")
+            if HAVE_PROC_FD:
+                path = fd_path(fd)  # the inode itself, never a symlink
+                if c.uid is not None or c.gid is not None:
+                    os.chown(path, -1 if c.uid is None else c.uid, -1 if c.gid is None else c.gid)
+                if c.mode is not None:
+                    os.chmod(path, c.mode & 0o7777)
+                if c.atime_ns is not None or c.mtime_ns is not None:
+                    os.utime(path, ns=(atime_ns(st) if c.atime_ns is None else c.atime_ns,
+                                       mtime_ns(st) if c.mtime_ns is None else c.mtime_ns))
+            else:  # pragma: no cover - Linux without /proc
+                if node.kind == DIR:
+                    raise I.IOFailure("setattr of a directory needs /proc")
+                if c.uid is not None or c.gid is not None:
+                    os.chown(name, -1 if c.uid is None else c.uid, -1 if c.gid is None else c.gid,
+                             dir_fd=pfd, follow_symlinks=False)
+                if c.mode is not None:
+                    os.chmod(name, c.mode & 0o7777, dir_fd=pfd, follow_symlinks=False)
+                if c.atime_ns is not None or c.mtime_ns is not None:
+                    os.utime(name, dir_fd=pfd, follow_symlinks=False,
+                             ns=(atime_ns(st) if c.atime_ns is None else c.atime_ns,
+                                 mtime_ns(st) if c.mtime_ns is None else c.mtime_ns))
+        finally:
+            if own:
+                os.close(fd)
+
+    @maps_oserror()
+    def statfs(self, handle) -> I.FsStats:
+        with self._guard:
+            node = self._node(handle)
+            if self._new_staging(node.id) is None:
+                self._stat_node(node)
+            v = os.statvfs(self._root_fd)
+        return I.FsStats(v.f_files, v.f_ffree, v.f_favail, v.f_blocks * v.f_frsize,
+                         v.f_bfree * v.f_frsize, v.f_bavail * v.f_frsize,
+                         min(v.f_namemax, I.NAME_MAX), self._user_xattrs())
+
+    @maps_oserror()
+    def _make(self, dir, name, uid, gid, create, mode=None) -> bytes:
+        """Create with `create(dfd, name)`, then owner, then mode (chown clears set-id bits)."""
+        name = check_name(name)
+        with self._guard:
+            node, dfd = self._dir(dir)
+            if self._reserved(node.id, name):
+                raise I.Exists("reserved by an exclusive create")
+            try:
+                create(dfd, name)
+            except FileNotFoundError:
+                raise self._not_found(dfd) from None
+            self._dir_changed(node.id)
+            self._chown_at(dfd, name, uid, gid)
+            if mode is not None:
+                os.chmod(name, mode & 0o7777, dir_fd=dfd, follow_symlinks=False)
+            st = statx(dfd, name)
+            return self._id_for(st, node.id, name).handle
+
+    def mkdir(self, dir, name, mode, uid, gid) -> bytes:
+        def create(dfd, name):
+            os.mkdir(name, 0o700, dir_fd=dfd)
+        return self._make(dir, name, uid, gid, create, mode)
+
+    def symlink(self, dir, name, target: bytes, mode, uid, gid) -> bytes:
+        target = os.fsencode(target) if isinstance(target, str) else bytes(target)
+        if not target or b"\0" in target:
+            raise I.Invalid("bad symlink target")
+
+        def create(dfd, name):
+            os.symlink(target, name, dir_fd=dfd)
+        return self._make(dir, name, uid, gid, create)
+
+    def mknod(self, dir, name, kind, rdev, mode, uid, gid) -> bytes:
+        try:
+            ftype = MKNOD_TYPE[I.Kind(kind)]
+        except (KeyError, ValueError):
+            raise I.WrongType(f"mknod of {kind}") from None
+        device = os.makedev(*rdev) if rdev and ftype in (_stat.S_IFBLK, _stat.S_IFCHR) else 0
+
+        def create(dfd, name):
+            os.mknod(name, ftype | 0o600, device, dir_fd=dfd)
+        return self._make(dir, name, uid, gid, create, mode)
+
+    def _chown_at(self, dfd, name, uid, gid) -> None:
+        if self._root_user and (uid is not None or gid is not None):
+            os.chown(name, -1 if uid is None else uid, -1 if gid is None else gid,
+                     dir_fd=dfd, follow_symlinks=False)
+
+    @maps_oserror(RENAME_ERRORS)
+    def remove(self, dir, name, viewer=None) -> None:
+        name = check_name(name)
+        with self._guard:
+            node, dfd = self._dir(dir)
+            released = False
+            if viewer is not None:
+                for s in self._transients(node.id, name, viewer):
+                    self._release_name(s)
+                    released = True
+            st = self._child(dfd, name)
+            if st is None:
+                if released:
+                    return
+                raise self._not_found(dfd)
+            if is_dir(st):
+                os.rmdir(name, dir_fd=dfd)
+            else:
+                os.unlink(name, dir_fd=dfd)
+            self._dir_changed(node.id)
+            self._unlinked(st, node.id, name)
+
+    def _release_name(self, s: LocalStaging) -> None:
+        """The transient name of `s` was removed (or replaced): publish will raise Gone."""
+        self._tn_del(s)
+        s.mark_gone()
+
+    @maps_oserror(RENAME_ERRORS)
+    def rename(self, sdir, sname, ddir, dname, viewer=None) -> None:
+        sname, dname = check_name(sname), check_name(dname)
+        with self._guard:
+            snode, sfd = self._dir(sdir)
+            dnode, dfd = self._dir(ddir)
+            if viewer is not None and snode.id in self._transient:
+                mine = self._transients(snode.id, sname, viewer)
+                if mine:
+                    self._rename_transient(mine, dnode, dfd, dname, viewer)
+                    return
+            sst = self._child(sfd, sname)
+            if sst is None:
+                raise self._not_found(sfd)
+            dst = self._child_any(dfd, dname)
+            if dst is not None:
+                if self._is_state(dst):
+                    raise I.Permission("reserved name")
+                if dst[INO] == sst[INO] and generation(dst) == generation(sst):
+                    return  # two links to one file: POSIX does nothing
+            elif is_dir(sst) and viewer is not None and \
+                    self._transients(dnode.id, dname, viewer):
+                # The viewer sees a (new, regular) file there: a directory cannot replace it.
+                raise I.NotDir()
+            os.rename(sname, dname, src_dir_fd=sfd, dst_dir_fd=dfd)
+            self._dir_changed(snode.id)
+            self._dir_changed(dnode.id)
+            if viewer is not None:
+                for s in self._transients(dnode.id, dname, viewer):
+                    self._release_name(s)
+            oid = self._by_ino.get((sst[INO], generation(sst)))
+            node = self._nodes.get(oid) if oid is not None else None
+            if node is None:
+                row = self._db.find(sst[INO], generation(sst))
+                node = self._remember(row) if row is not None else None
+            if node is not None:
+                was_hint = (node.parent, node.name) == (snode.id, sname)
+                if node.kind == DIR or sst[NLINK] <= 1 or was_hint:
+                    self._set_hint(node, dnode.id, dname)
+                else:
+                    if node.alt:
+                        node.alt.discard((snode.id, sname))
+                    self._add_alt(node, dnode.id, dname)
+            if dst is not None:
+                self._unlinked(dst, dnode.id, dname)
+
+    def _rename_transient(self, mine, dnode, dfd, dname, viewer) -> None:
+        dst = self._child_any(dfd, dname)
+        if dst is not None:
+            if self._is_state(dst):
+                raise I.Permission("reserved name")
+            if is_dir(dst):
+                raise I.IsDir()
+        if mine[0].target_dir == dnode.handle and mine[0].target_name == dname:
+            return
+        for other in self._transients(dnode.id, dname, viewer):
+            self._release_name(other)
+        for s in mine:
+            self._tn_del(s)
+            s.retarget(dnode.handle, dname)
+            self._tn_add(s)
+            node = self._nodes.get(s.oid)
+            if node is not None:
+                node.parent, node.name = dnode.id, dname
+            self._db.set_hint(s.oid, dnode.id, dname)
+            s.write_record(durable=False)
+
+    @maps_oserror()
+    def link(self, handle, dir, name) -> None:
+        name = check_name(name)
+        with self._guard:
+            node = self._node(handle)
+            self._published_file(node, False, "cannot link a file that is not published yet")
+            dnode, dfd = self._dir(dir)
+            if self._child_any(dfd, name) is not None or self._reserved(dnode.id, name):
+                raise I.Exists()
+            pfd, pname, _ = self._find_file(node)
+            os.link(pname, name, src_dir_fd=pfd, dst_dir_fd=dfd, follow_symlinks=False)
+            self._dir_changed(dnode.id)
+            self._add_alt(node, dnode.id, name)
+
+    def _dir_changed(self, dir_id: int) -> None:
+        """The server changed directory `dir_id`: its cached listing is out of date."""
+        self._listings.drop(dir_id)
+
+    def _bumped(self, a: I.Attrs) -> None:
+        """A directory's `change` as `_changed_dir` moved it (lock held)."""
+        b = self._bumps.get(a.fileid)
+        if b is not None:
+            if b[0] == a.ctime_ns:
+                a.change = b[1]
+            else:
+                del self._bumps[a.fileid]  # ctime moved on: it is the change again
+
+    def _changed_dir(self, node: Node, dfd: int, before: int) -> None:
+        """The server just changed directory `node`, whose `change` was `before` (lock held).
+        Clients decide from `change` whether a directory changed (the Linux client even
+        whether its OPEN created the file), so it must differ from `before` although ctime,
+        from the kernel's coarse clock, may not have moved: then `change` is reported as
+        `before + 1` until ctime moves (in memory; after a restart ctime differs anyway)."""
+        c = ctime_ns(fstatx(dfd))
+        if c > before:
+            self._bumps.pop(node.id, None)
+            return
+        self._bumps[node.id] = (c, before + 1)
+        node.seen = None  # Attrs kept for these statx bytes are out of date
+        if node.parent is not None:
+            self._listings.drop(node.parent)  # ... and so is its entry in its parent's listing
+
+    def _touch_dir(self, node: Node, dfd: int) -> None:
+        """A new name is reserved in `node` (a file under construction): its mtime and ctime
+        move now, as a create's do, so its creator sees the change (OPEN's change_info)."""
+        if not HAVE_PROC_FD:  # pragma: no cover - Linux without /proc
+            return
+        before = self._node_attrs(node).change
+        st = fstatx(dfd)
+        os.utime(fd_path(dfd), ns=(atime_ns(st), max(time.time_ns(), mtime_ns(st) + 1)))
+        self._changed_dir(node, dfd, before)
 
     def readdir(self, dir, cookie: int, viewer=None):
         with self._guard:
@@ -1637,13 +1375,11 @@ class LocalBackend(I.Backend):
                 st = fstatx(pfd)
                 if st[NLINK] == 0:
                     raise I.Stale("directory removed")
-                lfd = os.open(".", _O_LISTDIR, dir_fd=pfd)
+                lfd = os.open(".", O_LISTDIR, dir_fd=pfd)
             except OSError as e:
                 raise from_oserror(e) from None
-            key = (st[INO], _mtime(st), _ctime(st))
-            cached = self._listings.get(node.id)
-            if cached is not None and cached.key == key:
-                self._listings.move_to_end(node.id)
+            key = (st[INO], mtime_ns(st), ctime_ns(st))
+            cached = self._listings.fresh(node.id, key)
             trans = []
             d = self._transient.get(node.id) if viewer is not None else None
             if d:
@@ -1653,19 +1389,12 @@ class LocalBackend(I.Backend):
                         trans.append((cookie_of(name), name, mine[-1]))
                 trans.sort(key=lambda t: (t[0], t[1]))
         try:
-            if cached is None or cached.key != key:
-                cached = None
-                cookies, names = self._list(lfd)
+            if cached is None:
+                cookies, names = _list(lfd, self._state_ino)
                 if time.time_ns() - max(key[1], key[2]) > RACY_NS:
                     cached = _Listing(key, cookies, names)
                     with self._guard:
-                        old = self._listings.pop(node.id, None)
-                        if old is not None:
-                            self._drop_listing(node.id, old)
-                        self._listings[node.id] = cached
-                        while len(self._listings) > self._listing_cap:
-                            oid, old = self._listings.popitem(last=False)
-                            self._drop_listing(oid, old)
+                        self._listings.put(node.id, cached)
             else:
                 cookies, names = cached.cookies, cached.names
         except OSError as e:
@@ -1675,16 +1404,6 @@ class LocalBackend(I.Backend):
             os.close(lfd)
             raise
         return self._iter_dir(node.id, lfd, cookies, names, cookie, trans, cached)
-
-    def _list(self, lfd: int) -> tuple[list[int], list[bytes]]:
-        """Sorted (cookie, name) of a directory, the state dir left out."""
-        state = self._state_ino
-        fsencode = os.fsencode
-        with os.scandir(lfd) as it:
-            pairs = [(cookie_of(n), n) for n in
-                     [fsencode(e.name) for e in it if e.inode() != state]]
-        pairs.sort()
-        return [c for c, _ in pairs], [n for _, n in pairs]
 
     def _iter_dir(self, dir_id, lfd, cookies, names, cookie, trans, listing):
         """The entries after `cookie`: one statx each; an entry whose statx bytes are those
@@ -1728,17 +1447,12 @@ class LocalBackend(I.Backend):
                     with self._guard:
                         nodes = self._ids_for(dir_id, [(name, st) for _, name, st, _ in todo])
                         for (c, name, st, raw), node in zip(todo, nodes):
-                            a = _attrs(st, node.id)
+                            a = to_attrs(st, node.id)
                             if self._bumps and a.kind == I.Kind.DIR:
                                 self._bumped(a)
                             made[name] = I.DirEntry(c, name, node.handle, a)
                         if memo is not None and listing.live:
-                            room = self._memo_cap - self._memo_count
-                            for (_, name, _, raw) in todo[:max(room, 0)]:
-                                old = memo.get(name)
-                                memo[name] = (raw, made[name])
-                                if old is None:
-                                    self._memo_count += 1
+                            self._listings.remember(listing, todo, made)
                 for e in batch:
                     if type(e) is tuple:
                         e = made[e[1]]
@@ -1756,7 +1470,8 @@ class LocalBackend(I.Backend):
         finally:
             os.close(lfd)
 
-    def _transient_entry(self, t):
+    @staticmethod
+    def _transient_entry(t):
         c, name, s = t
         try:
             return I.DirEntry(c, name, s.handle, s.attrs())
@@ -1766,284 +1481,85 @@ class LocalBackend(I.Backend):
     def dir_verifier(self, dir) -> bytes:
         return bytes(8)
 
-    # ---- creating
-    def _make(self, dir, name, uid, gid, create, mode=None) -> bytes:
-        """Create with `create(dfd, name)`, then owner, then mode (chown clears set-id bits)."""
-        name = check_name(name)
+    def _open_published(self, node) -> _Version:
+        """Open the published version of a regular file (lock held)."""
+        self._published_file(node)
+        pfd, name, _ = self._find_file(node)
+        fd = os.open(name, O_READ, dir_fd=pfd)
+        st = fstatx(fd)
+        if not self._same(st, node):
+            os.close(fd)
+            raise I.Stale("replaced while opening")
+        return _Version(fd, node.id, st)
+
+    @maps_oserror()
+    def open_version(self, handle) -> _Version:
         with self._guard:
-            try:
-                node, dfd = self._dir(dir)
-                if self._reserved(node.id, name):
-                    raise I.Exists("reserved by an exclusive create")
-                try:
-                    create(dfd, name)
-                except FileNotFoundError:
-                    raise self._not_found(dfd) from None
-                self._dir_changed(node.id)
-                self._chown_at(dfd, name, uid, gid)
-                if mode is not None:
-                    os.chmod(name, mode & 0o7777, dir_fd=dfd, follow_symlinks=False)
-                st = statx(dfd, name)
-                return self._id_for(st, node.id, name).handle
-            except OSError as e:
-                raise from_oserror(e) from None
+            return self._open_published(self._node(handle))
 
-    def mkdir(self, dir, name, mode, uid, gid) -> bytes:
-        def create(dfd, name):
-            os.mkdir(name, 0o700, dir_fd=dfd)
-        return self._make(dir, name, uid, gid, create, mode)
-
-    def symlink(self, dir, name, target: bytes, mode, uid, gid) -> bytes:
-        target = os.fsencode(target) if isinstance(target, str) else bytes(target)
-        if not target or b"\0" in target:
-            raise I.Invalid("bad symlink target")
-
-        def create(dfd, name):
-            os.symlink(target, name, dir_fd=dfd)
-        return self._make(dir, name, uid, gid, create)
-
-    def mknod(self, dir, name, kind, rdev, mode, uid, gid) -> bytes:
+    def read(self, handle, offset: int, count: int, nowait: bool = False) -> tuple[bytes, bool]:
+        """Read the published version through the cache of open fds.
+        nowait: only what the page cache holds (preadv RWF_NOWAIT), else WouldBlock."""
+        if offset < 0 or count < 0:
+            raise I.Invalid("negative offset or count")
+        v, size = self._reader(handle)
         try:
-            ftype = _MKNOD_TYPE[I.Kind(kind)]
-        except (KeyError, ValueError):
-            raise I.WrongType(f"mknod of {kind}") from None
-        device = os.makedev(*rdev) if rdev and ftype in (_stat.S_IFBLK, _stat.S_IFCHR) else 0
-
-        def create(dfd, name):
-            os.mknod(name, ftype | 0o600, device, dir_fd=dfd)
-        return self._make(dir, name, uid, gid, create, mode)
-
-    def _chown_at(self, dfd, name, uid, gid) -> None:
-        if self._root_user and (uid is not None or gid is not None):
-            os.chown(name, -1 if uid is None else uid, -1 if gid is None else gid,
-                     dir_fd=dfd, follow_symlinks=False)
-
-    def _match_owner(self, fd: int, st: tuple, want: tuple) -> None:
-        """Give file `fd` (stat `st`) the mode, and when root the owner, of stat `want`."""
-        if self._root_user and (st[UID], st[GID]) != (want[UID], want[GID]):
-            os.fchown(fd, want[UID], want[GID])  # first: chown clears set-id bits
-        if st[MODE] & 0o7777 != want[MODE] & 0o7777:
-            os.fchmod(fd, want[MODE] & 0o7777)
-
-    def _chown_fd(self, fd, uid, gid) -> None:
-        if self._root_user and (uid is not None or gid is not None):
-            os.fchown(fd, -1 if uid is None else uid, -1 if gid is None else gid)
-
-    def readlink(self, handle) -> bytes:
-        with self._guard:
-            try:
-                node = self._node(handle)
-                if node.kind != LNK:
-                    raise I.NotSymlink()
-                pfd, name, _ = self._find_file(node)
-                return os.readlink(name, dir_fd=pfd)
-            except OSError as e:
-                raise from_oserror(e) from None
-
-    # ---- removing and renaming
-    def remove(self, dir, name, viewer=None) -> None:
-        name = check_name(name)
-        with self._guard:
-            try:
-                node, dfd = self._dir(dir)
-                released = False
-                if viewer is not None:
-                    for s in self._transients(node.id, name, viewer):
-                        self._release_name(s)
-                        released = True
-                st = self._child(dfd, name)
-                if st is None:
-                    if released:
-                        return
-                    raise self._not_found(dfd)
-                if is_dir(st):
-                    os.rmdir(name, dir_fd=dfd)
-                else:
-                    os.unlink(name, dir_fd=dfd)
-                self._dir_changed(node.id)
-                self._unlinked(st, node.id, name)
-            except OSError as e:
-                raise from_oserror(e, RENAME_ERRORS) from None
-
-    def _release_name(self, s: LocalStaging) -> None:
-        """The transient name of `s` was removed (or replaced): publish will raise Gone."""
-        self._tn_del(s)
-        s.gone = True
-        try:
-            s._write_record(durable=False)
-        except OSError:
-            # A full disk must not stop a REMOVE (which is how space is freed): the record is
-            # rewritten at the next sync; until then a crash would resurrect the name.
-            s._rec_dirty = True
-
-    def rename(self, sdir, sname, ddir, dname, viewer=None) -> None:
-        sname, dname = check_name(sname), check_name(dname)
-        with self._guard:
-            try:
-                snode, sfd = self._dir(sdir)
-                dnode, dfd = self._dir(ddir)
-                if viewer is not None and snode.id in self._transient:
-                    mine = self._transients(snode.id, sname, viewer)
-                    if mine:
-                        self._rename_transient(mine, dnode, dfd, dname, viewer)
-                        return
-                sst = self._child(sfd, sname)
-                if sst is None:
-                    raise self._not_found(sfd)
-                dst = self._child_any(dfd, dname)
-                if dst is not None:
-                    if self._is_state(dst):
-                        raise I.Permission("reserved name")
-                    if dst[INO] == sst[INO] and generation(dst) == generation(sst):
-                        return  # two links to one file: POSIX does nothing
-                elif is_dir(sst) and viewer is not None and \
-                        self._transients(dnode.id, dname, viewer):
-                    # The viewer sees a (new, regular) file there: a directory cannot replace it.
-                    raise I.NotDir()
-                os.rename(sname, dname, src_dir_fd=sfd, dst_dir_fd=dfd)
-                self._dir_changed(snode.id)
-                self._dir_changed(dnode.id)
-                if viewer is not None:
-                    for s in self._transients(dnode.id, dname, viewer):
-                        self._release_name(s)
-                oid = self._by_ino.get((sst[INO], generation(sst)))
-                node = self._nodes.get(oid) if oid is not None else None
-                if node is None:
-                    row = self._db.find(sst[INO], generation(sst))
-                    node = self._remember(row) if row is not None else None
-                if node is not None:
-                    was_hint = (node.parent, node.name) == (snode.id, sname)
-                    if node.kind == DIR or sst[NLINK] <= 1 or was_hint:
-                        self._set_hint(node, dnode.id, dname)
-                    else:
-                        if node.alt:
-                            node.alt.discard((snode.id, sname))
-                        self._add_alt(node, dnode.id, dname)
-                if dst is not None:
-                    self._unlinked(dst, dnode.id, dname)
-            except OSError as e:
-                raise from_oserror(e, RENAME_ERRORS) from None
-
-    def _rename_transient(self, mine, dnode, dfd, dname, viewer) -> None:
-        dst = self._child_any(dfd, dname)
-        if dst is not None:
-            if self._is_state(dst):
-                raise I.Permission("reserved name")
-            if is_dir(dst):
-                raise I.IsDir()
-        if mine[0].target_dir == dnode.handle and mine[0].target_name == dname:
-            return
-        for other in self._transients(dnode.id, dname, viewer):
-            self._release_name(other)
-        for s in mine:
-            self._tn_del(s)
-            s.target_dir, s.target_name = dnode.handle, dname
-            self._tn_add(s)
-            node = self._nodes.get(s.oid)
-            if node is not None:
-                node.parent, node.name = dnode.id, dname
-            self._db.set_hint(s.oid, dnode.id, dname)
-            s._write_record(durable=False)
-
-    def link(self, handle, dir, name) -> None:
-        name = check_name(name)
-        with self._guard:
-            try:
-                node = self._node(handle)
-                self._published_file(node, False, "cannot link a file that is not published yet")
-                dnode, dfd = self._dir(dir)
-                if self._child_any(dfd, name) is not None or self._reserved(dnode.id, name):
-                    raise I.Exists()
-                pfd, pname, _ = self._find_file(node)
-                os.link(pname, name, src_dir_fd=pfd, dst_dir_fd=dfd, follow_symlinks=False)
-                self._dir_changed(dnode.id)
-                self._add_alt(node, dnode.id, name)
-            except OSError as e:
-                raise from_oserror(e) from None
-
-    # ---- attributes
-    def setattr(self, handle, changes: I.SetAttrs) -> I.Attrs:
-        with self._guard:
-            try:
-                node = self._node(handle)
-                sts = list(self._by_oid.get(node.id, ()))
-                if not (sts and sts[0].is_new):
-                    self._setattr_published(node, changes)
-                for s in sts:
-                    self._setattr_fd(s.fd, changes)
-            except OSError as e:
-                raise from_oserror(e) from None
-        return self.getattr(handle)
-
-    def _setattr_fd(self, fd: int, c: I.SetAttrs) -> None:
-        if c.uid is not None or c.gid is not None:
-            os.fchown(fd, -1 if c.uid is None else c.uid, -1 if c.gid is None else c.gid)
-        if c.mode is not None:
-            os.fchmod(fd, c.mode & 0o7777)
-        if c.atime_ns is not None or c.mtime_ns is not None:
-            st = fstatx(fd)
-            os.utime(fd, ns=(_atime(st) if c.atime_ns is None else c.atime_ns,
-                             _mtime(st) if c.mtime_ns is None else c.mtime_ns))
-
-    def _setattr_published(self, node: Node, c: I.SetAttrs) -> None:
-        if node.kind == LNK:
-            pfd, name, st = self._find_file(node)
-            if c.uid is not None or c.gid is not None:
-                os.chown(name, -1 if c.uid is None else c.uid, -1 if c.gid is None else c.gid,
-                         dir_fd=pfd, follow_symlinks=False)
-            if c.atime_ns is not None or c.mtime_ns is not None:
-                os.utime(name, dir_fd=pfd, follow_symlinks=False,
-                         ns=(_atime(st) if c.atime_ns is None else c.atime_ns,
-                             _mtime(st) if c.mtime_ns is None else c.mtime_ns))
-            return  # a symlink's mode means nothing on Linux: chmod is a no-op
-        if node.kind == DIR:
-            fd, own = self._dirfd(node), False
-        else:
-            pfd, name, _ = self._find_file(node)
-            fd, own = os.open(name, os.O_PATH | os.O_NOFOLLOW | os.O_CLOEXEC, dir_fd=pfd), True
-        try:
-            st = fstatx(fd)
-            if not self._same(st, node):
-                raise I.Stale("replaced")
-            if _HAVE_PROC_FD:
-                path = f"/proc/self/fd/{fd}"  # the inode itself, never a symlink
-                if c.uid is not None or c.gid is not None:
-                    os.chown(path, -1 if c.uid is None else c.uid, -1 if c.gid is None else c.gid)
-                if c.mode is not None:
-                    os.chmod(path, c.mode & 0o7777)
-                if c.atime_ns is not None or c.mtime_ns is not None:
-                    os.utime(path, ns=(_atime(st) if c.atime_ns is None else c.atime_ns,
-                                       _mtime(st) if c.mtime_ns is None else c.mtime_ns))
-            else:  # pragma: no cover - Linux without /proc
-                if node.kind == DIR:
-                    raise I.IOFailure("setattr of a directory needs /proc")
-                if c.uid is not None or c.gid is not None:
-                    os.chown(name, -1 if c.uid is None else c.uid, -1 if c.gid is None else c.gid,
-                             dir_fd=pfd, follow_symlinks=False)
-                if c.mode is not None:
-                    os.chmod(name, c.mode & 0o7777, dir_fd=pfd, follow_symlinks=False)
-                if c.atime_ns is not None or c.mtime_ns is not None:
-                    os.utime(name, dir_fd=pfd, follow_symlinks=False,
-                             ns=(_atime(st) if c.atime_ns is None else c.atime_ns,
-                                 _mtime(st) if c.mtime_ns is None else c.mtime_ns))
+            if nowait and self._nowait:
+                want = min(count, size - offset)
+                if want > 0:
+                    data = read_nowait(v.fd, want, offset)
+                    if data is not None:
+                        return data, len(data) < count or offset + len(data) >= size
+                    self._nowait = False  # the file system cannot say: stop asking
+            data = os.pread(v.fd, count, offset)
+        except OSError as e:
+            raise from_oserror(e) from None
         finally:
-            if own:
-                os.close(fd)
+            self._unref(v)
+        return data, len(data) < count or offset + len(data) >= size
 
-    def statfs(self, handle) -> I.FsStats:
+    def seek(self, handle, offset: int, what) -> tuple[int, bool]:
+        v, size = self._reader(handle)
+        try:
+            return seek_fd(v.fd, offset, size, what)
+        finally:
+            self._unref(v)
+
+    def _reader(self, handle) -> tuple[_Version, int]:
+        """The cached open published version (a reference taken: `_unref` it) and its size."""
         with self._guard:
             try:
                 node = self._node(handle)
-                if self._new_staging(node.id) is None:
-                    self._stat_node(node)
-                v = os.statvfs(self._root_fd)
+                readers = self._readers
+                v = readers.get(node.id)
+                if v is None:
+                    v = self._open_published(node)
+                    size = v.size
+                    readers.add(node.id, v)
+                else:
+                    try:
+                        st = self._find_file(node)
+                    except I.Stale:
+                        readers.drop(node.id)
+                        raise
+                    st = st[2]
+                    if st[INO] == v.ino and generation(st) == v.gen:
+                        readers.move_to_end(node.id)
+                        size = st[SIZE]
+                    else:
+                        readers.drop(node.id)
+                        v = self._open_published(node)
+                        size = v.size
+                        readers.add(node.id, v)
+                v.refs += 1
             except OSError as e:
                 raise from_oserror(e) from None
-        return I.FsStats(v.f_files, v.f_ffree, v.f_favail, v.f_blocks * v.f_frsize,
-                         v.f_bfree * v.f_frsize, v.f_bavail * v.f_frsize,
-                         min(v.f_namemax, I.NAME_MAX), self._user_xattrs())
+        return v, size
 
-    # ------------------------------------------------------------------ extended attributes
+    def _unref(self, v: _Version) -> None:
+        with self._guard:
+            v.unref()
+
     def _record_xattrs(self) -> bool:
         """Keep new files' staging records in an attribute of their data file?"""
         if self._rec_xattrs is None:
@@ -2059,7 +1575,7 @@ class LocalBackend(I.Backend):
                 os.removexattr(self._staging_fd, b"user.nfsd-probe")
                 ok = True
             except OSError as e:
-                ok = e.errno not in _NO_XATTRS  # other refusals are answered per operation
+                ok = e.errno not in NO_XATTRS  # other refusals are answered per operation
             self._xattrs = ok
         return ok
 
@@ -2074,47 +1590,43 @@ class LocalBackend(I.Backend):
             if viewer is not None and s.viewer != viewer:
                 raise I.Stale("under construction by another client")
             return s.fd, None
-        if not _HAVE_PROC_FD:  # pragma: no cover - Linux without /proc
+        if not HAVE_PROC_FD:  # pragma: no cover - Linux without /proc
             raise I.NotSupported("extended attributes need /proc")
         if node.kind == DIR:
             fd = self._dirfd(node)
             if fstatx(fd)[NLINK] == 0:
                 raise I.Stale("directory removed")
-            return f"/proc/self/fd/{fd}", None
+            return fd_path(fd), None
         pfd, name, _ = self._find_file(node)
-        fd = os.open(name, os.O_PATH | os.O_NOFOLLOW | os.O_CLOEXEC, dir_fd=pfd)
+        fd = os.open(name, O_PATH_NOFOLLOW, dir_fd=pfd)
         if not self._same(fstatx(fd), node):
             os.close(fd)
             raise I.Stale("replaced")
-        return f"/proc/self/fd/{fd}", fd
+        return fd_path(fd), fd
 
+    @maps_oserror(to=xattr_error)
     def getxattr(self, handle, name, viewer=None) -> bytes:
-        key = _xattr_key(name, reading=True)
+        key = xattr_key(name, reading=True)
         with self._guard:
+            target, own = self._xattr_target(handle, viewer)
             try:
-                target, own = self._xattr_target(handle, viewer)
-                try:
-                    return os.getxattr(target, key)
-                finally:
-                    _close_quiet(own)
-            except OSError as e:
-                raise _xattr_error(e) from None
+                return os.getxattr(target, key)
+            finally:
+                close_quiet(own)
 
+    @maps_oserror(to=xattr_error)
     def listxattr(self, handle, viewer=None) -> list[bytes]:
         with self._guard:
+            target, own = self._xattr_target(handle, viewer)
             try:
-                target, own = self._xattr_target(handle, viewer)
-                try:
-                    names = [os.fsencode(n) for n in os.listxattr(target)]
-                finally:
-                    _close_quiet(own)
-            except OSError as e:
-                raise _xattr_error(e) from None
-        return sorted(n[len(_USER):] for n in names
-                      if n.startswith(_USER) and len(n) > len(_USER) and n != REC_XATTR)
+                names = [os.fsencode(n) for n in os.listxattr(target)]
+            finally:
+                close_quiet(own)
+        return sorted(n[len(USER):] for n in names
+                      if n.startswith(USER) and len(n) > len(USER) and n != REC_XATTR)
 
     def setxattr(self, handle, name, value, how=I.XattrHow.EITHER, viewer=None) -> tuple[int, int]:
-        key = _xattr_key(name)
+        key = xattr_key(name)
         value = bytes(value)
         if len(value) > I.XATTR_SIZE_MAX:
             raise I.XattrTooBig(f"{len(value)} bytes")
@@ -2123,35 +1635,33 @@ class LocalBackend(I.Backend):
         return self._change_xattr(handle, viewer, lambda t: os.setxattr(t, key, value, flags))
 
     def removexattr(self, handle, name, viewer=None) -> tuple[int, int]:
-        key = _xattr_key(name)
+        key = xattr_key(name)
         return self._change_xattr(handle, viewer, lambda t: os.removexattr(t, key))
 
+    @maps_oserror(to=xattr_error)
     def _change_xattr(self, handle, viewer, change) -> tuple[int, int]:
         with self._guard:
+            target, own = self._xattr_target(handle, viewer)
             try:
-                target, own = self._xattr_target(handle, viewer)
-                try:
-                    before = os.stat(target).st_ctime_ns
-                    change(target)
-                    after = os.stat(target).st_ctime_ns
-                finally:
-                    _close_quiet(own)
-            except OSError as e:
-                raise _xattr_error(e) from None
+                before = os.stat(target).st_ctime_ns
+                change(target)
+                after = os.stat(target).st_ctime_ns
+            finally:
+                close_quiet(own)
         return before, after
 
     def _carry_xattrs(self, pfd: int, name: bytes, node: Node, fd: int) -> None:
         """Lock held. Give the new version `fd` the published version's user.* attributes."""
-        src = os.open(name, os.O_PATH | os.O_NOFOLLOW | os.O_CLOEXEC, dir_fd=pfd)
+        src = os.open(name, O_PATH_NOFOLLOW, dir_fd=pfd)
         try:
             if not self._same(fstatx(src), node):
                 raise I.Stale("replaced while publishing")
-            path = f"/proc/self/fd/{src}"
+            path = fd_path(src)
             try:
                 names = [n for n in os.listxattr(path)
                          if n.startswith("user.") and os.fsencode(n) != REC_XATTR]
             except OSError as e:
-                if e.errno in _NO_XATTRS:
+                if e.errno in NO_XATTRS:
                     return
                 raise
             want = {}
@@ -2169,131 +1679,6 @@ class LocalBackend(I.Backend):
         finally:
             os.close(src)
 
-    # ------------------------------------------------------------------ content
-    def _published_file(self, node: Node, regular: bool = True, what: str = "not published yet"):
-        """Refuse what only a published non-directory (regular: a regular file) may do."""
-        if self._new_staging(node.id) is not None:
-            raise I.Invalid(what)
-        if node.kind == DIR:
-            raise I.IsDir()
-        if regular and node.kind != REG:
-            raise I.WrongType()
-
-    def _open_published(self, node: Node) -> _Version:
-        """Open the published version of a regular file (lock held)."""
-        self._published_file(node)
-        pfd, name, _ = self._find_file(node)
-        fd = os.open(name, _O_READ, dir_fd=pfd)
-        st = fstatx(fd)
-        if not self._same(st, node):
-            os.close(fd)
-            raise I.Stale("replaced while opening")
-        return _Version(fd, node.id, st)
-
-    def open_version(self, handle) -> _Version:
-        with self._guard:
-            try:
-                return self._open_published(self._node(handle))
-            except OSError as e:
-                raise from_oserror(e) from None
-
-    def read(self, handle, offset: int, count: int, nowait: bool = False) -> tuple[bytes, bool]:
-        """Read the published version through a small cache of open fds (each checked against
-        the name's current inode, so a new version or a local replacement is never missed).
-        nowait: only what the page cache holds (preadv RWF_NOWAIT), else WouldBlock."""
-        if offset < 0 or count < 0:
-            raise I.Invalid("negative offset or count")
-        v, size = self._reader(handle)
-        try:
-            if nowait and self._nowait:
-                want = min(count, size - offset)
-                if want > 0:
-                    data = self._read_nowait(v.fd, want, offset)
-                    if data is not None:
-                        return data, len(data) < count or offset + len(data) >= size
-            data = os.pread(v.fd, count, offset)
-        except OSError as e:
-            raise from_oserror(e) from None
-        finally:
-            self._unref(v)
-        return data, len(data) < count or offset + len(data) >= size
-
-    def _read_nowait(self, fd: int, want: int, offset: int):
-        """`want` bytes from the page cache; WouldBlock if they are not all there; None if
-        the file system cannot say (then this backend stops asking)."""
-        # Only a buffer that preadv filled completely is returned, so a large one need not
-        # be zeroed first (a third pass over the bytes, after the copy and before the send).
-        buf = _unfilled(want) if want >= _UNFILLED_MIN else bytearray(want)
-        try:
-            n = os.preadv(fd, [buf], offset, os.RWF_NOWAIT)
-        except BlockingIOError:
-            raise I.WouldBlock() from None
-        except OSError as e:
-            if e.errno in (errno.EOPNOTSUPP, errno.EINVAL, errno.ENOSYS):
-                self._nowait = False
-                return None
-            raise
-        if n < want:
-            raise I.WouldBlock()  # partly cached (or the file shrank): read it in a thread
-        return buf
-
-    def seek(self, handle, offset: int, what) -> tuple[int, bool]:
-        v, size = self._reader(handle)
-        try:
-            return _seek_fd(v.fd, offset, size, what)
-        finally:
-            self._unref(v)
-
-    def _reader(self, handle) -> tuple[_Version, int]:
-        """The cached open published version (a reference taken: `_unref` it) and its size."""
-        with self._guard:
-            try:
-                node = self._node(handle)
-                v = self._readers.get(node.id)
-                if v is None:
-                    v = self._open_published(node)
-                    size = v.size
-                    self._readers[node.id] = v
-                    while len(self._readers) > self._reader_cap:
-                        self._evict_reader(self._readers.popitem(last=False)[1])
-                else:
-                    try:
-                        st = self._find_file(node)
-                    except I.Stale:
-                        self._drop_reader(node.id)
-                        raise
-                    st = st[2]
-                    if st[INO] == v.ino and generation(st) == v.gen:
-                        self._readers.move_to_end(node.id)
-                        size = st[SIZE]
-                    else:
-                        self._drop_reader(node.id)
-                        v = self._open_published(node)
-                        size = v.size
-                        self._readers[node.id] = v
-                v.refs += 1
-            except OSError as e:
-                raise from_oserror(e) from None
-        return v, size
-
-    def _unref(self, v: _Version) -> None:
-        with self._guard:
-            v.refs -= 1
-            if v.evicted and v.refs == 0:
-                v.close()
-
-    def _drop_reader(self, oid: int) -> None:
-        v = self._readers.pop(oid, None)
-        if v is not None:
-            self._evict_reader(v)
-
-    def _evict_reader(self, v: _Version) -> None:
-        v.evicted = True
-        v.refs -= 1  # the cache's own reference
-        if v.refs == 0:
-            v.close()
-
-    # ------------------------------------------------------------------ write-once lifecycle
     def _new_data_file(self) -> tuple[str, int]:
         while True:
             sid = secrets.token_hex(8)
@@ -2304,64 +1689,60 @@ class LocalBackend(I.Backend):
                 continue
             return sid, fd
 
+    @maps_oserror()
     def create_staged(self, dir, name, viewer, mode, uid, gid, exclusive, record,
                       verifier=None) -> LocalStaging:
         name = check_name(name)
         viewer = bytes(viewer or b"")
         with self._guard:
+            dnode, dfd = self._dir(dir)
+            st = self._child_any(dfd, name)
+            if st is None and fstatx(dfd)[NLINK] == 0:
+                raise I.Stale("directory removed")
+            if st is not None:
+                if self._is_state(st):
+                    raise I.Permission("reserved name")
+                if exclusive:
+                    raise I.Exists()
+                if is_dir(st):
+                    raise I.IsDir()
+                if not _stat.S_ISREG(st[MODE]):
+                    raise I.Exists("not a regular file")
+            if exclusive and self._transient.get(dnode.id, {}).get(name):
+                raise I.Exists("name reserved by a staged file")
+            self._touch_dir(dnode, dfd)
+            sid, fd = self._new_data_file()
+            s = None
             try:
-                dnode, dfd = self._dir(dir)
-                st = self._child_any(dfd, name)
-                if st is None and fstatx(dfd)[NLINK] == 0:
-                    raise I.Stale("directory removed")
-                if st is not None:
-                    if self._is_state(st):
-                        raise I.Permission("reserved name")
-                    if exclusive:
-                        raise I.Exists()
-                    if is_dir(st):
-                        raise I.IsDir()
-                    if not _stat.S_ISREG(st[MODE]):
-                        raise I.Exists("not a regular file")
-                if exclusive and self._transient.get(dnode.id, {}).get(name):
-                    raise I.Exists("name reserved by a staged file")
-                self._touch_dir(dnode, dfd)
-                sid, fd = self._new_data_file()
-                s = None
-                try:
-                    dst = fstatx(fd)
-                    if (uid is not None and uid != dst[UID]) or \
-                            (gid is not None and gid != dst[GID]):
-                        self._chown_fd(fd, uid, gid)  # first: chown clears set-id bits
-                    if dst[MODE] & 0o7777 != mode & 0o7777:
-                        os.fchmod(fd, mode & 0o7777)
-                    row = self._db.insert(dst[INO], generation(dst), REG, dnode.id, name,
-                                          None if verifier is None else bytes(verifier))
-                    node = self._remember(row)
-                    s = LocalStaging(backend=self, sid=sid, handle=node.handle, is_new=True,
-                                     viewer=viewer, record=record, fd=fd, ino=dst[INO],
-                                     gen=generation(dst), staging_fd=self._staging_fd, size=0,
-                                     created_ns=time.time_ns())
-                    s.target_dir, s.target_name = dnode.handle, name
-                    s.exclusive = bool(exclusive)
-                    s.verifier = None if verifier is None else bytes(verifier)
-                    s.dirty = True
-                    s._xrec = self._record_xattrs()
-                    # (in xattr mode the first durable record is an fsync of this new file)
-                    s._entry_durable = self._entry_with_file
-                    s._write_record(durable=False, first=True)
-                    self._register(s)
-                except BaseException:
-                    if s is not None:
-                        self._db.delete(s.oid)
-                        self._forget(s.oid)
-                    _close_quiet(fd)
-                    _unlink_quiet(f"{sid}.data", self._staging_fd)
-                    _unlink_quiet(f"{sid}.rec", self._staging_fd)
-                    raise
-                return s
-            except OSError as e:
-                raise from_oserror(e) from None
+                dst = fstatx(fd)
+                if (uid is not None and uid != dst[UID]) or \
+                        (gid is not None and gid != dst[GID]):
+                    self._chown_fd(fd, uid, gid)  # first: chown clears set-id bits
+                if dst[MODE] & 0o7777 != mode & 0o7777:
+                    os.fchmod(fd, mode & 0o7777)
+                verifier = None if verifier is None else bytes(verifier)
+                row = self._db.insert(dst[INO], generation(dst), REG, dnode.id, name, verifier)
+                node = self._remember(row)
+                s = LocalStaging(backend=self, sid=sid, handle=node.handle, is_new=True,
+                                 viewer=viewer, record=record, fd=fd, ino=dst[INO],
+                                 gen=generation(dst), staging_fd=self._staging_fd, size=0,
+                                 created_ns=time.time_ns(), target=(dnode.handle, name),
+                                 exclusive=bool(exclusive), verifier=verifier, dirty=True,
+                                 record_in_xattr=self._record_xattrs(),
+                                 # (in xattr mode the first durable record is an fsync of
+                                 # this new file)
+                                 entry_durable=self._entry_with_file)
+                s.write_record(durable=False, first=True)
+                self._register(s)
+            except BaseException:
+                if s is not None:
+                    self._db.delete(s.oid)
+                    self._forget(s.oid)
+                close_quiet(fd)
+                unlink_quiet(f"{sid}.data", self._staging_fd)
+                unlink_quiet(f"{sid}.rec", self._staging_fd)
+                raise
+            return s
 
     def create_verifier(self, handle) -> bytes | None:
         with self._guard:
@@ -2371,61 +1752,66 @@ class LocalBackend(I.Backend):
                 return s.verifier
             return None if node.verifier is None else bytes(node.verifier)
 
+    @maps_oserror()
     def stage_version(self, handle, viewer, truncate, record) -> LocalStaging:
         viewer = bytes(viewer or b"")
         with self._guard:
-            try:
-                node = self._node(handle)
-                self._published_file(node)
-                pfd, name, pst = self._find_file(node)
-                base_fd = None
-                if not truncate and pst[SIZE] > 0:
-                    base_fd = os.open(name, _O_READ, dir_fd=pfd)
-                    pst = fstatx(base_fd)
-                    if not self._same(pst, node):
-                        os.close(base_fd)
-                        raise I.Stale("replaced while staging")
-                sid, fd = self._new_data_file()
-            except OSError as e:
-                raise from_oserror(e) from None
-        s = None
+            node = self._node(handle)
+            self._published_file(node)
+            pfd, name, pst = self._find_file(node)
+            base_fd = None
+            if not truncate and pst[SIZE] > 0:
+                base_fd = os.open(name, O_READ, dir_fd=pfd)
+                pst = fstatx(base_fd)
+                if not self._same(pst, node):
+                    os.close(base_fd)
+                    raise I.Stale("replaced while staging")
+            sid, fd = self._new_data_file()
         try:
             self._match_owner(fd, fstatx(fd), pst)
             limit = 0
             if base_fd is not None:
                 try:
-                    fcntl.ioctl(fd, FICLONE, base_fd)
+                    clone(fd, base_fd)
                 except OSError:
                     os.ftruncate(fd, pst[SIZE])
                     limit = pst[SIZE]
                 else:
                     os.close(base_fd)
                     base_fd = None
-                os.utime(fd, ns=(_atime(pst), _mtime(pst)))
+                os.utime(fd, ns=(atime_ns(pst), mtime_ns(pst)))
             dst = fstatx(fd)
             s = LocalStaging(backend=self, sid=sid, handle=node.handle, is_new=False, viewer=viewer,
                              record=record, fd=fd, ino=dst[INO], gen=generation(dst),
-                             staging_fd=self._staging_fd, size=dst[SIZE], created_ns=time.time_ns())
-            s._base_fd, s._limit = base_fd, limit
-            s._base_ident = {"ino": pst[INO], "gen": generation(pst), "size": pst[SIZE],
-                             "mtime_ns": _mtime(pst)}
-            s.dirty = bool(truncate)
-            s._write_record(durable=False, first=True)
-        except BaseException as e:
-            _close_quiet(fd)
-            _close_quiet(base_fd)
-            _unlink_quiet(f"{sid}.data", self._staging_fd)
-            _unlink_quiet(f"{sid}.rec", self._staging_fd)
-            if isinstance(e, OSError):
-                raise from_oserror(e) from None
+                             staging_fd=self._staging_fd, size=dst[SIZE], created_ns=time.time_ns(),
+                             dirty=bool(truncate), base_fd=base_fd, limit=limit,
+                             base_ident={"ino": pst[INO], "gen": generation(pst),
+                                         "size": pst[SIZE], "mtime_ns": mtime_ns(pst)})
+            s.write_record(durable=False, first=True)
+        except BaseException:
+            close_quiet(fd)
+            close_quiet(base_fd)
+            unlink_quiet(f"{sid}.data", self._staging_fd)
+            unlink_quiet(f"{sid}.rec", self._staging_fd)
             raise
         with self._guard:
             self._register(s)
         return s
 
+    def _match_owner(self, fd: int, st: tuple, want: tuple) -> None:
+        """Give file `fd` (stat `st`) the mode, and when root the owner, of stat `want`."""
+        if self._root_user and (st[UID], st[GID]) != (want[UID], want[GID]):
+            os.fchown(fd, want[UID], want[GID])  # first: chown clears set-id bits
+        if st[MODE] & 0o7777 != want[MODE] & 0o7777:
+            os.fchmod(fd, want[MODE] & 0o7777)
+
+    def _chown_fd(self, fd, uid, gid) -> None:
+        if self._root_user and (uid is not None or gid is not None):
+            os.fchown(fd, -1 if uid is None else uid, -1 if gid is None else gid)
+
     def publish(self, staging: LocalStaging, sync: bool = True):
         s = staging
-        s._check()
+        s.check()
         pending = self._publish_new(s) if s.is_new else self._publish_version(s)
         if pending is None:
             return None
@@ -2452,59 +1838,48 @@ class LocalBackend(I.Backend):
         return make_durable
 
     def _publish_new(self, s: LocalStaging):
+        """Rename a new file's data file to its name; (directory id, fd) to fsync, or None."""
         if s.gone:
             self.discard(s)
             raise I.Gone("the name was removed")
-        try:
-            if self._durable and s._unsynced:
-                os.fdatasync(s.fd)
-                s._unsynced = False
-        except OSError as e:
-            raise from_oserror(e) from None
-        with self._guard:
+        s.prepare_publish(self._durable)
+        with self._guard, oserrors(RENAME_ERRORS):
+            if s.gone:
+                self._discard_locked(s)
+                raise I.Gone("the name was removed")
             try:
-                if s.gone:
-                    self._discard_locked(s)
-                    raise I.Gone("the name was removed")
-                try:
-                    dnode = self._node(s.target_dir)
-                    dfd = self._dirfd(dnode)
-                    if fstatx(dfd)[NLINK] == 0:
-                        raise I.Stale()
-                except I.Stale:
-                    self._discard_locked(s)
-                    raise I.Gone("the directory was removed") from None
-                name = s.target_name
-                before = self._node_attrs(dnode).change
-                old = self._child_any(dfd, name)
-                if old is not None:
-                    if self._is_state(old):
-                        raise I.Permission("reserved name")
-                    if is_dir(old):
-                        raise I.IsDir()
-                os.rename(s.data_name, name, src_dir_fd=self._staging_fd, dst_dir_fd=dfd)
-                self._changed_dir(dnode, dfd, before)
-                if s._xrec:
-                    # After the rename: a crash between the two leaves a published file with
-                    # a stale (hidden) record, never a staged file without one.
-                    try:
-                        os.removexattr(s.fd, REC_XATTR)
-                    except OSError:
-                        pass
-                self._dir_changed(dnode.id)
-                if old is not None:
-                    self._unlinked(old, dnode.id, name)
-                node = self._nodes.get(s.oid)
-                if node is not None:
-                    node.parent, node.name = dnode.id, name
-                self._finish(s, published=True)
-                if not self._durable:
-                    return None
-                return dnode.id, os.open(".", _O_LISTDIR, dir_fd=dfd)
-            except OSError as e:
-                raise from_oserror(e, RENAME_ERRORS) from None
+                dnode = self._node(s.target_dir)
+                dfd = self._dirfd(dnode)
+                if fstatx(dfd)[NLINK] == 0:
+                    raise I.Stale()
+            except I.Stale:
+                self._discard_locked(s)
+                raise I.Gone("the directory was removed") from None
+            name = s.target_name
+            before = self._node_attrs(dnode).change
+            old = self._child_any(dfd, name)
+            if old is not None:
+                if self._is_state(old):
+                    raise I.Permission("reserved name")
+                if is_dir(old):
+                    raise I.IsDir()
+            os.rename(s.data_name, name, src_dir_fd=self._staging_fd, dst_dir_fd=dfd)
+            self._changed_dir(dnode, dfd, before)
+            s.drop_record_xattr()
+            self._dir_changed(dnode.id)
+            if old is not None:
+                self._unlinked(old, dnode.id, name)
+            node = self._nodes.get(s.oid)
+            if node is not None:
+                node.parent, node.name = dnode.id, name
+            self._finish(s, published=True)
+            if not self._durable:
+                return None
+            return dnode.id, os.open(".", O_LISTDIR, dir_fd=dfd)
 
     def _publish_version(self, s: LocalStaging):
+        """Rename a version's data file over the published name; (directory id, fd) to
+        fsync, or None."""
         if s.gone:
             self.discard(s)
             raise I.Gone("the file was removed")
@@ -2514,48 +1889,37 @@ class LocalBackend(I.Backend):
             with self._guard:
                 self._finish(s)  # nothing written: the published version stays
             return None
-        try:
-            s._fill()
-            if self._durable and s._unsynced:
-                os.fdatasync(s.fd)
-                s._unsynced = False
-        except OSError as e:
-            raise from_oserror(e) from None
-        with self._guard:
+        s.prepare_publish(self._durable)
+        with self._guard, oserrors(RENAME_ERRORS):
             try:
-                try:
-                    node = self._node(s.handle)
-                    pfd, name, pst = self._find_file(node)
-                except I.Stale:
-                    self._discard_locked(s)
-                    raise I.Gone("the file was removed") from None
-                self._match_owner(s.fd, fstatx(s.fd), pst)
-                if _HAVE_PROC_FD:
-                    self._carry_xattrs(pfd, name, node, s.fd)
-                pdir = self._node_by_id(node.parent).handle
-                s._publishing = {"dir": pdir.hex(), "name": name.hex()}
-                s._write_record(durable=False)
-                os.rename(s.data_name, name, src_dir_fd=self._staging_fd, dst_dir_fd=pfd)
-                nst = self._newer_ctime(s.fd, _ctime(pst))
-                self._by_ino.pop((node.ino, node.gen), None)
-                node.ino, node.gen = nst[INO], generation(nst)
-                self._by_ino[(node.ino, node.gen)] = node.id
-                self._db.set_inode(node.id, node.ino, node.gen)
-                self._drop_reader(node.id)
-                self._dir_changed(node.parent)
-                self._finish(s, published=True)
-                if not self._durable:
-                    return None
-                return node.parent, os.open(".", _O_LISTDIR, dir_fd=pfd)
-            except OSError as e:
-                raise from_oserror(e, RENAME_ERRORS) from None
+                node = self._node(s.handle)
+                pfd, name, pst = self._find_file(node)
+            except I.Stale:
+                self._discard_locked(s)
+                raise I.Gone("the file was removed") from None
+            self._match_owner(s.fd, fstatx(s.fd), pst)
+            if HAVE_PROC_FD:
+                self._carry_xattrs(pfd, name, node, s.fd)
+            s.note_publishing(self._node_by_id(node.parent).handle, name)
+            os.rename(s.data_name, name, src_dir_fd=self._staging_fd, dst_dir_fd=pfd)
+            nst = self._newer_ctime(s.fd, ctime_ns(pst))
+            self._by_ino.pop((node.ino, node.gen), None)
+            node.ino, node.gen = nst[INO], generation(nst)
+            self._by_ino[(node.ino, node.gen)] = node.id
+            self._db.set_inode(node.id, node.ino, node.gen)
+            self._readers.drop(node.id)
+            self._dir_changed(node.parent)
+            self._finish(s, published=True)
+            if not self._durable:
+                return None
+            return node.parent, os.open(".", O_LISTDIR, dir_fd=pfd)
 
     @staticmethod
     def _newer_ctime(fd: int, old: int) -> tuple:
         """Stat of fd once its ctime is past `old` (so `change` moves even within a clock tick)."""
         st = fstatx(fd)
         for _ in range(200):
-            if _ctime(st) > old:
+            if ctime_ns(st) > old:
                 break
             time.sleep(0.001)
             os.fchmod(fd, st[MODE] & 0o7777)
@@ -2570,43 +1934,18 @@ class LocalBackend(I.Backend):
         """fsync of the directory `fd` (whose id is `key`), shared with other publishes into
         it that arrive at the same time; closes fd."""
         try:
-            self._syncs.sync(key, fd)
-        except OSError as e:
-            raise from_oserror(e) from None
+            with oserrors():
+                self._syncs.sync(key, fd)
         finally:
             os.close(fd)
 
-    def _finish(self, s: LocalStaging, published: bool = False) -> None:
-        """Published (or nothing to publish): forget the staging object and its files."""
-        self._unregister(s)
-        s._close()
-        s._remove_files(published)
-
-    def discard(self, staging: LocalStaging) -> None:
-        with self._guard:
-            self._discard_locked(staging)
-
-    def _discard_locked(self, s: LocalStaging) -> None:
-        if s._finished:
-            return
-        self._unregister(s)
-        s._close()
-        s._remove_files()
-        if s.is_new:
-            self._forget(s.oid)
-
-    def list_staged(self) -> list[LocalStaging]:
-        with self._guard:
-            return list(self._stagings.values())
-
-    # ------------------------------------------------------------------ recovery
     def _recover(self) -> None:
         sfd = self._staging_fd
         names = os.listdir(sfd)
         recs, datas = set(), set()
         for n in names:
             if n.endswith(".tmp"):
-                _unlink_quiet(n, sfd)
+                unlink_quiet(n, sfd)
             elif n.endswith(".rec"):
                 recs.add(n[:-4])
             elif n.endswith(".data"):
@@ -2617,7 +1956,7 @@ class LocalBackend(I.Backend):
             try:
                 raw = read_record_xattr(sfd, f"{sid}.data")
                 if raw is None:
-                    _unlink_quiet(f"{sid}.data", sfd)  # created, but crashed before its record
+                    unlink_quiet(f"{sid}.data", sfd)  # created, but crashed before its record
                 else:
                     self._recover_one(sid, raw)
             except bad as e:
@@ -2633,27 +1972,12 @@ class LocalBackend(I.Backend):
         """Resume the staging object `sid` from its .rec file, or from `xattr_record` (the
         data file's REC_XATTR) when there is no .rec file."""
         sfd = self._staging_fd
-        if xattr_record is not None:
-            raw = xattr_record
-        else:
-            fd = os.open(f"{sid}.rec", os.O_RDONLY | os.O_CLOEXEC | os.O_NOFOLLOW, dir_fd=sfd)
-            try:
-                raw = b""
-                while chunk := os.read(fd, 1 << 20):
-                    raw += chunk
-            finally:
-                os.close(fd)
-        rec = json.loads(raw)
-        if not isinstance(rec, dict) or rec.get("v") != 1 or rec.get("id") != sid:
-            raise ValueError("not a staging record of this version")
-        handle = bytes.fromhex(rec["handle"])
-        if len(handle) != HANDLE_LEN or handle[:8] != self._inst:
-            raise ValueError("record belongs to another state dir")
+        raw = xattr_record if xattr_record is not None else read_record_file(sfd, f"{sid}.rec")
+        rec, handle = load_record(raw, sid, self._inst)
         oid, nonce = handle_id(handle), int.from_bytes(handle[16:], "big")
         is_new = bool(rec["is_new"])
         ino, gen = int(rec["ino"]), int(rec["gen"])
-        record = rec["record"]
-        if not isinstance(record, dict):
+        if not isinstance(rec["record"], dict):
             raise ValueError("record dict missing")
         try:
             fd = os.open(f"{sid}.data", os.O_RDWR | os.O_CLOEXEC | os.O_NOFOLLOW, dir_fd=sfd)
@@ -2664,72 +1988,44 @@ class LocalBackend(I.Backend):
             st = fstatx(fd)
             if (st[INO], generation(st)) != (ino, gen):
                 raise ValueError("data file is not the one the record names")
-            s = LocalStaging(backend=self, sid=sid, handle=handle, is_new=is_new,
-                             viewer=bytes.fromhex(rec["viewer"]), record=record, fd=fd, ino=ino,
-                             gen=gen, staging_fd=sfd, size=st[SIZE],
-                             created_ns=int(rec.get("created_ns") or 0))
-            s.dirty = bool(rec.get("dirty"))
-            s.gone = bool(rec.get("gone"))
-            s.exclusive = bool(rec.get("exclusive"))
-            s.verifier = None if rec.get("verifier") is None else bytes.fromhex(rec["verifier"])
-            s._base_ident = rec.get("base")
-            s._written_record = s._record_json()
-            s._xrec = xattr_record is not None
-            if s._xrec and not is_new:
-                raise ValueError("a version's record in an attribute")
             row = self._db.get(oid)
+            s = LocalStaging.from_record(
+                rec, backend=self, handle=handle, fd=fd, staging_fd=sfd, size=st[SIZE],
+                record_in_xattr=xattr_record is not None,
+                removed=not is_new and (row is None or row[1] != nonce),
+                open_base=lambda ident: self._open_base(handle, ident))
             if is_new:
-                dir_handle, name = bytes.fromhex(rec["dir"]), bytes.fromhex(rec["name"])
-                check_name(name)
-                s.target_dir, s.target_name = dir_handle, name
-                if row is None:
-                    self._db.insert(ino, gen, REG, handle_id(dir_handle), name, s.verifier,
-                                    oid=oid, nonce=nonce)
-                elif row[1] != nonce:
-                    raise ValueError("handle database disagrees with the record")
-                elif (row[2], row[3]) != (ino, gen):
-                    self._db.set_inode(oid, ino, gen)
-            else:
-                if row is None or row[1] != nonce:
-                    s.gone = True  # the file was removed while the server was down
-                self._recover_base(s, rec)
-            s._rec_dirty = bool(rec.get("publishing")) or s._rec_dirty
+                self._recover_row(s, row, nonce)
         except BaseException:
             os.close(fd)
             raise
         self._register(s)
 
-    def _recover_base(self, s: LocalStaging, rec: dict) -> None:
-        limit = int(rec.get("limit") or 0)
-        extents = [(int(a), int(b)) for a, b in rec.get("extents") or ()]
-        if limit <= 0:
-            s._rec_dirty = False
-            return
-        s._starts = [a for a, _ in extents]
-        s._ends = [b for _, b in extents]
-        s._limit = limit
-        if s._starts and s._starts[0] == 0 and s._ends[0] >= limit:
-            s._release_base()
-            return
-        reason = "the file was removed"
-        if not s.gone:
-            base = s._base_ident or {}
-            try:
-                node = self._node(s.handle)
-                pfd, name, pst = self._find_file(node)
-                if (pst[INO], generation(pst), pst[SIZE], _mtime(pst)) == (
-                        base.get("ino"), base.get("gen"), base.get("size"), base.get("mtime_ns")):
-                    bfd = os.open(name, _O_READ, dir_fd=pfd)
-                    if self._same(fstatx(bfd), node):
-                        s._base_fd = bfd
-                        s._rec_dirty = False
-                        return
-                    os.close(bfd)
-                reason = "the published version changed while the server was down"
-            except (OSError, I.BackendError):
-                reason = "the published version cannot be found"
-        s.quarantined = reason
-        s.record["quarantined"] = reason
+    def _recover_row(self, s: LocalStaging, row, nonce: int) -> None:
+        """A new file's row in the handle database, as its record says."""
+        if row is None:
+            self._db.insert(s.ino, s.gen, REG, handle_id(s.target_dir), s.target_name,
+                            s.verifier, oid=s.oid, nonce=nonce)
+        elif row[1] != nonce:
+            raise ValueError("handle database disagrees with the record")
+        elif (row[2], row[3]) != (s.ino, s.gen):
+            self._db.set_inode(s.oid, s.ino, s.gen)
+
+    def _open_base(self, handle: bytes, ident: dict):
+        """(fd, None) of the published version of `handle` if it is still the one a version
+        started from (`ident`: inode, generation, size, mtime), else (None, why not)."""
+        try:
+            node = self._node(handle)
+            pfd, name, pst = self._find_file(node)
+            if (pst[INO], generation(pst), pst[SIZE], mtime_ns(pst)) == (
+                    ident.get("ino"), ident.get("gen"), ident.get("size"), ident.get("mtime_ns")):
+                bfd = os.open(name, O_READ, dir_fd=pfd)
+                if self._same(fstatx(bfd), node):
+                    return bfd, None
+                os.close(bfd)
+            return None, "the published version changed while the server was down"
+        except (OSError, I.BackendError):
+            return None, "the published version cannot be found"
 
     def _recover_published(self, sid, rec, oid, nonce, is_new, ino, gen) -> None:
         """No data file: the publish rename happened if the inode sits at the target."""
@@ -2747,6 +2043,6 @@ class LocalBackend(I.Backend):
                 row = self._db.get(oid)
                 if row is not None and row[1] == nonce and (row[2], row[3]) != (ino, gen):
                     self._db.set_inode(oid, ino, gen)
-                _unlink_quiet(f"{sid}.rec", self._staging_fd)
+                unlink_quiet(f"{sid}.rec", self._staging_fd)
                 return
         raise ValueError("data file missing and not published")
