@@ -8,7 +8,7 @@ import types
 from .backend import LocalBackend
 from .common import RACY_NS, check_name
 from .linux import FICLONE, UNFILLED_MIN, fallocate, fstatx_key, statx_key, statx_keys
-from .backend import cookie_of
+from .listing import cookie_of
 from .record import REC_XATTR, read_record_xattr
 from .staging import LocalStaging
 
