@@ -4,9 +4,11 @@ Every local-backend operation that touches the file system raises `from_oserror(
 `OSError` e; callers that mean something more specific (ELOOP on a path component is
 "not a directory", EEXIST from rename is "not empty") pass an override table. The operations
 say so with `@maps_oserror(...)` (the whole method) or `with oserrors(...):` (one block). The
-few that run for nearly every request (GETATTR, LOOKUP, READDIR, READ, WRITE) write the same
-`except OSError as e: raise from_oserror(e) from None` inline instead: a `try` costs nothing
-in CPython 3.11, a decorator or context manager costs a call or two per request.
+few that run for nearly every request write the same `except OSError as e: raise
+from_oserror(e) from None` inline instead: a `try` costs nothing in CPython 3.11, a decorator
+or context manager costs a call or two per request. Those are GETATTR (`LocalBackend.getattr`,
+`LocalStaging.attrs`), LOOKUP (`lookup_attrs`), READDIR (`readdir`), READ (`LocalBackend.read`
+and its `_reader`, `LocalStaging.read`) and WRITE (`LocalStaging.write`).
 """
 
 from __future__ import annotations
@@ -53,22 +55,21 @@ def from_oserror(e: OSError,
     return err
 
 
-def _converter(overrides, to):
-    return to if to is not None else (lambda e: from_oserror(e, overrides))
+
+def _mapped(e: OSError, overrides, to) -> I.BackendError:
+    return to(e) if to is not None else from_oserror(e, overrides)
 
 
 def maps_oserror(overrides: dict[int, type[I.BackendError]] | None = None, *, to=None):
     """Decorator: an OSError escaping the function is raised as `to(e)`, by default
     `from_oserror(e, overrides)`, without the OSError as its context."""
-    convert = _converter(overrides, to)
-
     def decorate(fn):
         @functools.wraps(fn)
         def mapped(*args, **kwargs):
             try:
                 return fn(*args, **kwargs)
             except OSError as e:
-                raise convert(e) from None
+                raise _mapped(e, overrides, to) from None
         return mapped
     return decorate
 
@@ -77,15 +78,16 @@ class oserrors:
     """`with oserrors(overrides):` maps an OSError escaping the block as `maps_oserror` does;
     for methods of which only a part touches the file system (or needs the overrides)."""
 
-    __slots__ = ("_convert",)
+    __slots__ = ("_overrides", "_to")
 
     def __init__(self, overrides: dict[int, type[I.BackendError]] | None = None, *, to=None):
-        self._convert = _converter(overrides, to)
+        self._overrides = overrides
+        self._to = to
 
     def __enter__(self):
         return self
 
     def __exit__(self, typ, e, tb):
         if typ is not None and issubclass(typ, OSError):
-            raise self._convert(e) from None
+            raise _mapped(e, self._overrides, self._to) from None
         return False

@@ -1,16 +1,15 @@
-"""`LocalBackend`: the class, composed of one mixin per concern, its start and end, its lock.
+"""`LocalBackend`: the class, its start and end, and its lock.
 
-Which module does what (each says which of its methods take the lock):
-resolver.py (handles -> nodes, directory fds, finding files), registry.py (staging objects
-and their transient names), namespace.py (GETATTR, LOOKUP, SETATTR, ...), dirops.py (MKDIR,
-REMOVE, RENAME, ...), dirchange.py (a directory's `change`), listing.py (READDIR), readers.py
-(READ, SEEK), xattrs.py, publish.py (creating and publishing staging objects), recovery.py
-(start-up). The state of every mixin is set up here, in `LocalBackend.__init__`.
+It is composed of one mixin per concern (the package text lists them); the state of every
+mixin is set up here, in `LocalBackend.__init__`.
 
-One lock (`_Guard`, re-entrant) covers the caches, the handle database and the staging
-registry. GETATTR of a cached object is a dict look-up and one statx. Data I/O (pread,
-pwrite, fdatasync, copy_file_range, directory fsyncs) runs outside the lock, so `read`,
-`publish` and `Staging` methods can run in worker threads.
+One lock (`_Guard`, re-entrant) covers the caches: an LRU of object id -> `Node` and one of
+directory O_PATH fds (resolver.py), open fds of published versions for `read` (readers.py),
+sorted directory listings with the entries already handed out (listing.py); and the handle
+database and the staging registry. GETATTR of a cached object is a dict look-up and one
+statx. Data I/O (pread, pwrite, fdatasync, copy_file_range, directory fsyncs) runs outside
+the lock, so `read`, `publish` and `Staging` methods can run in worker threads. Here
+`maintenance`, `close` and `problems` take it.
 """
 
 from __future__ import annotations

@@ -1,5 +1,5 @@
-"""Small helpers every module of the local backend uses: names, statx tuples as `Attrs`,
-open flags, quiet close/unlink. No state, no lock."""
+"""Small helpers the modules of the local backend share: names, statx tuples as `Attrs`,
+open flags, quiet close/unlink, SEEK on one fd. No state, no lock."""
 
 from __future__ import annotations
 

@@ -5,7 +5,9 @@ even whether its OPEN created the file), but on kernels without multigrain times
 changes within one tick of the coarse clock share a ctime. So after a change by the server
 that left ctime where it was, `change` is reported as the previous value + 1 until ctime moves
 on (`_bumps`, in memory only: after a restart ctime differs anyway). A change by the server
-also drops the directory's cached listing (`_dir_changed`).
+also drops the directory's cached listing (`_dir_changed`). (Listings are only cached once a
+directory's mtime and ctime are 50 ms old, so a local change never leaves one stale; a
+published version's `change` moves because publish waits for its ctime to pass the old one.)
 
 A file under construction has no directory entry until it is published, yet its creator must
 see the directory change at OPEN (change_info), as with a create: `_touch_dir` moves the

@@ -10,11 +10,11 @@ owner and `user.*` attributes (other hard links to the old inode keep the old co
 with an editor's write-and-rename). Before a version's rename its record names the target
 (`publishing`), so that start-up can tell whether the rename happened (recovery.py).
 
-Durability: publish first makes unsynced staged data durable (`durable=False` skips that and
-the directory fsync), then renames, then fsyncs the directory (shared with other publishes
-into it that arrive at the same time: GroupSync). `publish(sync=False)` still fsyncs at once
-while fsyncs average under `inline_sync`; otherwise it returns the fsync as a callable for a
-worker thread.
+Durability: publish first makes unsynced staged data durable, then renames, then fsyncs the
+directory (shared with other publishes into it that arrive at the same time: GroupSync);
+`durable=False` skips both fsyncs (`sync()` is always durable). `publish(sync=False)` still
+fsyncs at once while fsyncs average under `inline_sync`; otherwise it returns the fsync as a
+callable for a worker thread.
 
 Lock: the checks, the rename and the cache and database updates run under the backend lock
 (`_guard`); the data's fdatasync, the copy from the base, a version's cloning and the
@@ -85,14 +85,14 @@ class Publishing:
                 verifier = None if verifier is None else bytes(verifier)
                 row = self._db.insert(dst[INO], generation(dst), REG, dnode.id, name, verifier)
                 node = self._remember(row)
+                # (entry_durable: in xattr mode the first durable record is an fsync of
+                # this new file, which on some file systems makes its entry durable too)
                 s = LocalStaging(backend=self, sid=sid, handle=node.handle, is_new=True,
                                  viewer=viewer, record=record, fd=fd, ino=dst[INO],
                                  gen=generation(dst), staging_fd=self._staging_fd, size=0,
                                  created_ns=time.time_ns(), target=(dnode.handle, name),
                                  exclusive=bool(exclusive), verifier=verifier, dirty=True,
                                  record_in_xattr=self._record_xattrs(),
-                                 # (in xattr mode the first durable record is an fsync of
-                                 # this new file)
                                  entry_durable=self._entry_with_file)
                 s.write_record(durable=False, first=True)
                 self._register(s)

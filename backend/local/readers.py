@@ -39,15 +39,13 @@ class _Version:
         self.refs = 1
         self.evicted = False
 
+    @maps_oserror()
     def read(self, offset: int, count: int) -> tuple[bytes, bool]:
         if self.fd is None:
             raise I.Invalid("version closed")
         if offset < 0 or count < 0:
             raise I.Invalid("negative offset or count")
-        try:
-            data = os.pread(self.fd, count, offset)
-        except OSError as e:
-            raise from_oserror(e) from None
+        data = os.pread(self.fd, count, offset)
         return data, len(data) < count or offset + len(data) >= self.size
 
     def seek(self, offset: int, what) -> tuple[int, bool]:

@@ -12,8 +12,15 @@ file system stores user xattrs (`record_xattrs`), so one fsync makes data and re
 else (and for versions, and for good once an attribute is refused for room) `<sid>.rec` in the
 staging directory. The first record is written in place when the staging object is created
 (one write(2), or one setxattr(2): a killed server leaves all or nothing); a .rec file is
-replaced later by tmp + rename. At start-up a .rec file wins over an attribute. Until the
-first `sync()` a staging object survives kill -9 but not a power loss.
+replaced later by tmp + rename. At start-up a .rec file wins over an attribute. `sync()`
+makes data and record durable: fdatasync of the data, then, if the record changed (also if
+`record` was changed in place), fsync tmp, rename, fsync the staging dir; in xattr mode one
+fsync of the data file, and the first time the staging dir's unless the file system makes a
+new file's entry durable with it (ext4, xfs, btrfs: backend/fsinfo.py). The attribute is
+written again only when the record changes, and removed just after the publish rename
+(`drop_record_xattr`; a crash in between leaves it on the published file, hidden from
+clients and never carried to a later version). Until the first `sync()` a staging object
+survives kill -9 but not a power loss.
 
 `StagingRecord` is a mixin of `LocalStaging`: it writes the record (under the staging
 object's `_rlock`, as `close_fds` is). Its fields: `_rec_dirty` (changed since written),
@@ -118,7 +125,7 @@ class StagingRecord:
 
     def write_record(self, durable: bool, first: bool = False) -> None:
         """Replace the record atomically; durable: also make it (and, in xattr mode, the data)
-        reach the disk. OSError.
+        reach the disk. Raises OSError (the caller maps it).
 
         xattr mode (`_xrec`): one setxattr(2) on the data file; durable: fsync of the data file
         (data, size and attribute together) and, the first time, of the staging directory.

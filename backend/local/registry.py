@@ -23,6 +23,8 @@ class StagingRegistry:
     """`LocalBackend`'s staging objects (mixin; see the module text)."""
 
     def _new_staging(self, oid: int):
+        """The staging object of `oid` if it is a file under construction (not published
+        yet: it has no directory entry), else None."""
         sts = self._by_oid.get(oid)
         if sts and sts[0].is_new:
             return sts[0]
@@ -63,6 +65,7 @@ class StagingRegistry:
                     del self._transient[dir_id]
 
     def _transients(self, dir_id: int, name: bytes, viewer) -> list[LocalStaging]:
+        """`viewer`'s files under construction at dir/name."""
         d = self._transient.get(dir_id)
         if not d:
             return []
@@ -72,6 +75,7 @@ class StagingRegistry:
         return [s for s in lst if s.viewer == viewer]
 
     def _reserved(self, dir_id: int, name: bytes) -> bool:
+        """Is dir/name reserved by somebody's exclusive create?"""
         d = self._transient.get(dir_id)
         return bool(d and any(s.exclusive for s in d.get(name, ())))
 
@@ -107,6 +111,7 @@ class StagingRegistry:
             self._discard_locked(staging)
 
     def _discard_locked(self, s: LocalStaging) -> None:
+        """`discard` with the lock held: a new file's id is forgotten with it."""
         if s.finished:
             return
         self._unregister(s)

@@ -13,6 +13,19 @@ SQLite by read-only operations.
 Directory fds evicted while the lock is held are closed only when the outermost holder lets
 go (`_Guard.grave`), so an fd obtained during an operation stays valid until it ends.
 
+Known limits:
+
+* Generation = birth time (statx STATX_BTIME). On file systems without it (or without statx)
+  the generation is 0 and an inode number re-used behind the server's back (local delete +
+  create) aliases the old handle. Deletes through the backend drop the id, so they never alias.
+* Renames by local programs: directories are followed through cached O_PATH fds (until evicted
+  or restart); a file renamed within its directory is found again by scanning that directory for
+  its inode number; a file moved to another directory, or a directory moved while not cached,
+  becomes Stale. A directory moved outside the export by a local program stays reachable through
+  a cached fd (like knfsd's no_subtree_check).
+* A hard-linked file is found through the name it was last seen under; if that name is removed
+  by a local program, its handle is Stale until a lookup sees another link.
+
 `Resolver` is a mixin of `LocalBackend`. Its state: `_root`, `_root_fd`, `_nodes`, `_by_ino`,
 `_dirfds`, `_dev` and `_state_ino` (the exported file system and the state dir, never shown),
 `_db`, `_inst`. Every method expects the backend lock (`_guard`) held.

@@ -2,10 +2,17 @@
 
 A staging object is a data file `<sid>.data` in the staging directory (the inode that gets
 published), plus for copy-on-write versions without reflink a pinned base (overlay.py), plus
-its record (record.py). Its content methods (write, read, truncate, allocate, deallocate,
-seek, attrs, sync) run outside the backend lock, in the protocol layer's threads; the
-protocol layer never runs two of them at once on one staging object. `_rlock` orders record
-writes against `close_fds` (a publish or discard in another thread).
+its record (record.py).
+
+Space and holes: `allocate` is fallocate(2) mode 0 on the data file, `deallocate` a punched
+hole (KEEP_SIZE, clipped to the size); file systems without fallocate give NotSupported.
+`seek` runs SEEK_DATA/SEEK_HOLE over the pieces a read would use (base or data file), so it
+answers for the version as read; without SEEK_DATA everything is data.
+
+Its content methods (write, read, truncate, allocate, deallocate, seek, attrs, sync) take no
+lock of the backend's; they run in the protocol layer's threads, which never run two of them
+at once on one staging object. `_rlock` orders record writes against `close_fds` (a publish
+or discard in another thread).
 
 Made only by the backend: `LocalBackend.create_staged`/`stage_version` call the constructor,
 start-up recovery calls `from_record`. The methods under "for the backend" are the backend's
