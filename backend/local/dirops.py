@@ -7,8 +7,8 @@ moved. A viewer's own files under construction have a transient name only it see
 that name releases it (the file publishes nothing), RENAME moves it (the record follows), and
 an exclusive create's name is reserved against other creators.
 
-`DirOps` is a mixin of `LocalBackend`. Every public method takes the backend lock (`_guard`)
-for its whole run; the helpers expect it held.
+`DirOps` is a mixin of `LocalBackend`. Every public method checks its names, then does all its
+work under the backend lock (`_guard`); the helpers expect it held.
 """
 
 from __future__ import annotations

@@ -7,8 +7,9 @@ the entry's statx bytes are unchanged. A viewer sees its own files under constru
 staging data file's attributes) and its own unpublished versions (`_view`). Attributes come
 from the file system at every request; `change` is the ctime (directories: see dirchange.py).
 
-Every public method here takes the backend lock (`_guard`) for its whole run (`setattr`'s
-closing GETATTR takes it again).
+Lock: every public method here takes the backend lock (`_guard`) for all its work on nodes
+and the file system; outside it run only the name check (`lookup_attrs`), `statfs`'s xattr
+probe, and `setattr`'s closing GETATTR (which takes the lock again).
 """
 
 from __future__ import annotations

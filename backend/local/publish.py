@@ -16,9 +16,12 @@ directory (shared with other publishes into it that arrive at the same time: Gro
 fsyncs at once while fsyncs average under `inline_sync`; otherwise it returns the fsync as a
 callable for a worker thread.
 
-Lock: the checks, the rename and the cache and database updates run under the backend lock
-(`_guard`); the data's fdatasync, the copy from the base, a version's cloning and the
-directory fsync run outside it.
+Lock (`_guard`): `create_staged` and `create_verifier` run under it (the data file's creation
+and first record too). `stage_version` takes it to find and open the published version and
+make the data file, clones (or sizes) it and writes its first record outside it, and takes it
+again to register it. `publish` copies from the base and fdatasyncs outside it, does the
+checks, the owner and attributes, the record, the rename and the cache and database updates
+under it, and fsyncs the directory outside it.
 """
 
 from __future__ import annotations

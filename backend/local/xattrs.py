@@ -10,8 +10,10 @@ file system stores user xattrs at all (tmpfs before Linux 6.6 does not) is probe
 the state dir (`_user_xattrs`), and reported by `statfs().xattrs`.
 
 `Xattrs` is a mixin of `LocalBackend`; state: `_xattrs` (probed: stored?), `_rec_xattrs` (keep
-new files' records in an attribute). The client operations take the backend lock (`_guard`)
-for their whole run; `_xattr_target` and `_carry_xattrs` expect it held.
+new files' records in an attribute). The client operations check the name (and value) first,
+then find the object and call the file system under the backend lock (`_guard`);
+`_xattr_target` and `_carry_xattrs` expect it held, `_user_xattrs` and `_record_xattrs` need
+none (a probe twice at once gives the same answer).
 """
 
 from __future__ import annotations
