@@ -12,6 +12,8 @@
 Also Linux's, and the whole concern of their modules: user extended attributes (`xattrs.py`,
 and `record.py` for the staging record kept in one) and which file systems make a new file's
 directory entry durable with the file's fsync (`backend/fsinfo.py`, from /proc/self/mountinfo).
+
+Plain functions and constants: no lock, no state beyond the libc function looked up once.
 """
 
 from __future__ import annotations
