@@ -86,12 +86,11 @@ def _inspect(args) -> int:
     """Exit status: 0 healthy, 3 problems found, 1 cannot read (2: usage, from argparse)."""
     import json
 
-    from backend.inspect import Unreadable, read_state
+    from backend import BadSpec, Unreadable, inspect_backend
 
-    state_dir = args.state_dir or os.path.join(args.directory, ".nfsd")
     try:
-        st = read_state(state_dir)
-    except Unreadable as e:
+        st = inspect_backend(os.path.abspath(args.directory), state_dir=args.state_dir)
+    except (Unreadable, BadSpec) as e:
         print(f"nfsd inspect: cannot read {e}", file=sys.stderr)
         return 1
     if args.json:

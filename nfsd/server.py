@@ -15,8 +15,9 @@ from dataclasses import dataclass, field
 from twisted.internet import defer, task, threads
 from twisted.internet.error import CannotListenError
 
-from backend.local import LocalBackend
-from backend.records import RecordStore, write_status
+from backend import open_backend
+
+from backend import interface as bi
 
 from .access import NOBODY, Cred
 from .callback import Callbacks
@@ -67,8 +68,9 @@ class NfsServer:
     versions = (4, 4)
 
     def __init__(self, exports: ExportTable, store: StateStore, reactor, minors=(1, 2),
-                 delegations: bool = True):
+                 delegations: bool = True, now_ns=time.time_ns):
         self.exports = exports
+        self.now_ns = now_ns  # the wall clock in ns (SET_TO_SERVER_TIME)
         self.store = store
         self.reactor = reactor
         self.minors = frozenset(minors)
@@ -100,9 +102,6 @@ class NfsServer:
         return self.compound.run(call, cred)
 
     # ---- facts and services for operations
-    def now_ns(self) -> int:
-        return time.time_ns()
-
     def max_read_reply(self, ctx) -> int:
         s = ctx.session
         return (s.fore.maxresponsesize - 512) if s is not None else 1 << 20
@@ -131,14 +130,16 @@ class NfsServer:
 
 
 class Running:
-    """A started server: the port it listens on and how to stop it."""
+    """A server put together by `assemble`: its program, state, RPC factory, housekeeping, and
+    (once `build` listens) its port."""
 
-    def __init__(self, server, port, backends, looping):
+    def __init__(self, server, factory, backends, looping, config):
         self.server = server
-        self.port = port
+        self.factory = factory
         self.backends = backends
         self._looping = looping
-        self.config = None
+        self.config = config
+        self.port = None  # the listening port, set by `build`
         self.metrics_port = None  # the Prometheus endpoint's listening port, with --metrics
 
     @property
@@ -151,7 +152,8 @@ class Running:
             self._looping.stop()
         if self.metrics_port is not None:
             self.metrics_port.stopListening()
-        d = defer.maybeDeferred(self.port.stopListening)
+        d = defer.maybeDeferred(self.port.stopListening) if self.port is not None \
+            else defer.succeed(None)
 
         def closed(_):
             for b in self.backends:
@@ -167,8 +169,8 @@ def open_exports(config: Config, reuse: dict | None = None) -> list[Export]:
         from .localnet import local_networks
 
         clients = config.allow or local_networks()
-        backend = reuse.get(config.directory) or LocalBackend(
-            config.directory, config.state_dir, inline_sync=config.inline_fsync)
+        backend = reuse.get(config.directory) or open_backend(
+            config.directory, state_dir=config.state_dir, inline_sync=config.inline_fsync)
         try:
             return [quick_export(config.directory, backend, clients, config.export_options)]
         except ValueError:
@@ -181,7 +183,7 @@ def open_exports(config: Config, reuse: dict | None = None) -> list[Export]:
         for e in exports:
             e.backend = reuse.get(e.directory)
             if e.backend is None:
-                e.backend = LocalBackend(e.directory, inline_sync=config.inline_fsync)
+                e.backend = open_backend(e.directory, inline_sync=config.inline_fsync)
                 opened.append(e.backend)
     except BaseException:
         for b in opened:
@@ -190,42 +192,35 @@ def open_exports(config: Config, reuse: dict | None = None) -> list[Export]:
     return exports
 
 
-def build(config: Config, reactor=None) -> Running:
-    if reactor is None:
-        from twisted.internet import reactor as _r
-
-        reactor = _r
-    exports = open_exports(config)
-    # Server-wide state (client records, status) lives with the first export's state.
+def assemble(config: Config, reactor, exports: list[Export], *, clock=None,
+             wallclock=time.time, rand=os.urandom, now_ns=time.time_ns) -> Running:
+    """Wire one server over opened exports, without listening: the state store (on `clock`,
+    default the reactor's), the NFS program, recovery of what an earlier run left (rule 8:
+    staged files and client records decide the grace period), the RPC factory and the
+    housekeeping tick. `build` calls it for `nfsd serve`; tests call it with a fake reactor,
+    clocks and randomness (tests/harness)."""
+    # Server-wide state (client records, status) lives with the first export's storage.
     first = min(exports, key=lambda e: e.path).backend
-    records = RecordStore(os.path.join(first.state_dir, "clients"))
+    records = first.client_records()
     store = StateStore(lease_time=config.lease_time, grace_time=config.grace_time,
-                       retire_after=config.retire_after, records=records, clock=reactor.seconds,
+                       retire_after=config.retire_after, records=records,
+                       clock=clock or reactor.seconds, wallclock=wallclock, rand=rand,
                        max_clients=config.max_clients,
                        max_opens_per_client=config.max_opens_per_client,
                        recall_timeout=config.recall_timeout)
-    server = NfsServer(ExportTable(exports, time.time_ns()), store, reactor,
-                       minors=config.minors, delegations=config.delegations)
-    # Recovery: files under construction and clients that held state before a restart.
+    server = NfsServer(ExportTable(exports, now_ns()), store, reactor,
+                       minors=config.minors, delegations=config.delegations, now_ns=now_ns)
     for e in exports:
         for st in e.backend.list_staged():
             store.unfinished.restart(st)  # rule 8
-        for path, why in getattr(e.backend, "problems", lambda: [])():
-            log.warning("unreadable staging record %s: %s", path, why)
+        for what, why in e.backend.problems():
+            log.warning("unreadable staging record %s: %s", what, why)
     owners = {o for o, _ in records.clients()}
     owners |= {k[0] for k in store.unfinished.recoverable_keys()}
     store.start_grace(owners)
     factory = RpcFactory({NFS_PROGRAM: server}, max_connections=config.max_connections,
                          idle_timeout=config.idle_timeout, reactor=reactor)
-    try:
-        port = reactor.listenTCP(config.port, factory, interface=config.bind)
-    except CannotListenError as e:
-        for ex in exports:
-            ex.backend.close()
-        raise OSError(f"cannot listen on {config.bind}:{config.port}: {e.socketError}") from None
-    status_path = os.path.join(first.state_dir, "status.json")
-    started = time.time()
-
+    started = wallclock()
     maintaining = []  # a backend upkeep pass is running in a worker thread
 
     def maintain(backends):
@@ -239,10 +234,10 @@ def build(config: Config, reactor=None) -> Running:
         store.tick()
         try:
             snap = store.snapshot()
-            snap.update(pid=os.getpid(), started=started, updated=time.time())
-            write_status(status_path, snap)
-        except OSError as e:  # an operator view must not take the server down
-            log.warning("cannot write %s: %s", status_path, e)
+            snap.update(pid=os.getpid(), started=started, updated=wallclock())
+            first.save_status(snap)
+        except (OSError, bi.BackendError) as e:  # an operator view must not take the server down
+            log.warning("cannot save the status snapshot: %s", e)
         if not maintaining:
             maintaining.append(True)
             d = server.in_thread(maintain, list(running.backends))
@@ -251,12 +246,28 @@ def build(config: Config, reactor=None) -> Running:
     looping = task.LoopingCall(tick)
     looping.clock = reactor
     looping.start(max(0.2, min(5.0, config.lease_time / 4)), now=False)
-    running = Running(server, port, [e.backend for e in exports], looping)
-    running.config = config
+    running = Running(server, factory, [e.backend for e in exports], looping, config)
+    return running
+
+
+def build(config: Config, reactor=None) -> Running:
+    """`nfsd serve`: open the exports, assemble the server and listen on its port."""
+    if reactor is None:
+        from twisted.internet import reactor as _r
+
+        reactor = _r
+    exports = open_exports(config)
+    running = assemble(config, reactor, exports)
+    try:
+        running.port = reactor.listenTCP(config.port, running.factory, interface=config.bind)
+    except CannotListenError as e:
+        running.stop()
+        raise OSError(f"cannot listen on {config.bind}:{config.port}: {e.socketError}") from None
     if config.metrics:
         from .metrics import Metrics, serve
 
-        server.compound.metrics = Metrics(server, factory,
+        server = running.server
+        server.compound.metrics = Metrics(server, running.factory,
                                           backends=lambda: list(running.backends))
         running.metrics_port = serve(server.compound.metrics, config.metrics, reactor)
     return running

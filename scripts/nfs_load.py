@@ -38,7 +38,6 @@ Only the host given is contacted; every loop is bounded by counts and timeouts.
 import argparse
 import multiprocessing as mp
 import os
-import socket
 import statistics
 import sys
 import time

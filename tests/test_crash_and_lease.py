@@ -85,10 +85,6 @@ def test_rule6_setclientid_with_a_new_verifier_discards_too(harness):
     assert "discarded unpublished file" in h.events("discard")[0]
 
 
-@pytest.mark.xfail(strict=True, reason="StateStore.exchange_id detects a reboot only against "
-                   "a live confirmed record; an expired client's record is gone, so its retired "
-                   "files wait for the retention deadline (docs/semantics.md, rule 6 and the "
-                   "state diagram, say: discarded at once)")
 def test_rule6_a_reboot_discards_retired_files_at_once(harness):
     """A retired file (rule 7) waits for its incarnation; when that client reboots instead,
     it is discarded then, not at the retention deadline."""

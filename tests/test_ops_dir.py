@@ -49,7 +49,7 @@ def test_readdir_lists_local_entries_with_attributes(client, tdir):
 
 def _settled(path):
     """Wait until the directory's mtime/ctime are older than the server's racy window (50 ms),
-    after which it caches the listing and re-uses unchanged entries (backend/local.py)."""
+    after which it caches the listing and re-uses unchanged entries (backend/local/listing.py)."""
     st = os.stat(path)
     while time.time_ns() - max(st.st_mtime_ns, st.st_ctime_ns) <= 60_000_000:
         time.sleep(0.01)

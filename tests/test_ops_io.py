@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import os
 
-import pytest
 
 from nfsd.client import ANON, NfsClient, encode_attrs, op
 from nfsd.xdr import nfs4 as x

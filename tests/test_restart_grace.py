@@ -270,10 +270,6 @@ def test_rule8_a_rebooted_reclaimer_ends_grace_with_its_reclaim_complete(harness
     assert ordinary_open(rebooted) == x.NFS4_OK
 
 
-@pytest.mark.xfail(strict=True, reason="StateStore.exchange_id detects a reboot only against "
-                   "a live confirmed record; after a restart there is none, so the rebooted "
-                   "client's recoverable files are retired at the end of grace instead of "
-                   "discarded at once (docs/semantics.md, rule 6 and the state diagram)")
 def test_rule8_a_reboot_in_grace_discards_the_files_it_could_have_reclaimed(harness):
     h = harness()
     a = h.mount()

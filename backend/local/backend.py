@@ -31,6 +31,7 @@ from .listing import ListingCache, Listings
 from .namespace import Namespace
 from .publish import Publishing
 from .readers import ReaderCache, Reading
+from .records import RecordStore, write_status
 from .recovery import Recovery
 from .registry import StagingRegistry
 from .resolver import Resolver
@@ -165,6 +166,7 @@ class LocalBackend(Namespace, DirOps, Listings, Reading, Xattrs, Publishing, Rec
             rst = fstatx(self._root_fd)
             self._dev = (rst[DEV_MAJ], rst[DEV_MIN])
             self._db = HandleDB(os.path.join(state_dir, "handles.db"))
+            self._records = RecordStore(os.path.join(state_dir, "clients"))
         except BaseException:
             for fd in fds:
                 close_quiet(fd)
@@ -223,6 +225,7 @@ class LocalBackend(Namespace, DirOps, Listings, Reading, Xattrs, Publishing, Rec
             close_quiet(self._root_fd)
             close_quiet(self._staging_fd)
             self._db.close()
+            self._records.close()
             self._lockfile.close()
 
     def __enter__(self):
@@ -230,6 +233,14 @@ class LocalBackend(Namespace, DirOps, Listings, Reading, Xattrs, Publishing, Rec
 
     def __exit__(self, *exc):
         self.close()
+
+    def client_records(self) -> RecordStore:
+        """One JSON file per client owner in STATE_DIR/clients (records.py)."""
+        return self._records
+
+    def save_status(self, snapshot: dict) -> None:
+        """STATE_DIR/status.json, replaced whole (what `nfsd inspect` reads)."""
+        write_status(os.path.join(self.state_dir, "status.json"), snapshot)
 
     def problems(self) -> list[tuple[str, str]]:
         """(path, reason) for every state file that could not be used (found at start-up)."""

@@ -232,7 +232,7 @@ def op_readdir(ctx, a):
     # no entry4/fattr4 objects for what may be thousands of entries. An entry's bytes depend
     # only on the entry and on (plan, fsid, lease) unless the plan asks for file system
     # statistics, so they are kept on the entry (DirEntry.memo): a backend that hands out an
-    # unchanged entry again (backend/local.py's listing cache) has it encoded once.
+    # unchanged entry again (the local backend's listing cache) has it encoded once.
     bitmap = _U32.pack(len(plan.words)) + b"".join(_U32.pack(w) for w in plan.words)
     memo_key = None if pseudo or plan.needs_fs else (plan, src.fsid, lease)
     out = bytearray(_U32.pack(x.NFS4_OK))

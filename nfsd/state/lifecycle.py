@@ -19,7 +19,7 @@ one function per rule; nothing else sets an open's `staging`:
                              (UNCHANGED: a write open that wrote nothing publishes nothing;
                              REMOVED: its name was removed meanwhile, rule 5)
     abandon ................ an NFSv4.0 open-owner that never confirmed its first OPEN starts over
-    crash .................. rule 6: the same client owner with a new boot verifier
+    crash, rebooted ........ rule 6: the same client owner with a new boot verifier
     expire ................. rule 7: the client's state ends without a CLOSE (lease expiry)
     resume ................. rule 7, 8: the same incarnation opens the file for write again
     deadline ............... rule 7: retired longer than the retention time
@@ -235,6 +235,13 @@ class UnfinishedFiles:
             self.store._event("discard", f"client {owner!r} rebooted: discarded unpublished "
                                          f"file {u.staging.id}")
             self._discard(u.staging)
+
+    def rebooted(self, owner: bytes, verifier: bytes):
+        """Rule 6 for incarnations without a live client record: `owner` presents `verifier`,
+        so files left by its other incarnations (retired when their lease expired, or
+        recoverable after a server restart) can never be resumed: discarded now."""
+        for key in [k for k in self.unattached if k[0] == owner and k[1] != verifier]:
+            self.crash(*key)
 
     # ------------------------------------------------------------------ rule 7
     def expire(self, st):

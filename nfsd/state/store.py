@@ -240,6 +240,7 @@ class StateStore:
                 self.client_crashed(owner, confirmed.verifier, verifier)
         for c in unconfirmed:  # Case 5: a new unconfirmed record replaces the old one
             self._forget(c)
+        self.unfinished.rebooted(owner, verifier)  # incarnations whose records are gone
         self._check_client_limit(minor)
         client = Client(self.new_clientid(), owner, verifier, principal, minor, self.clock())
         self.clients[client.clientid] = client
@@ -273,6 +274,7 @@ class StateStore:
         else:
             if confirmed is not None and confirmed.verifier != verifier:
                 self.client_crashed(owner, confirmed.verifier, verifier)
+            self.unfinished.rebooted(owner, verifier)  # incarnations whose records are gone
             self._check_client_limit(0)
             client = Client(self.new_clientid(), owner, verifier, principal, 0, self.clock())
         client.confirm_verifier = struct.pack(">II", self.epoch, self._next() & 0xFFFFFFFF)

@@ -1,19 +1,15 @@
 """`Harness`: the NFS server program in the test's own thread, on a fake clock, over a
 `MemoryDisk`, with clients joined to it in memory. See the package text for the why.
 
-The wiring follows `nfsd.server.build` step by step (a `StateStore` with the server's lease,
-grace and retention settings; `NfsServer` over an `ExportTable`; recovery of staged files and
-client records into a grace period; an `RpcFactory` for program 100003; the housekeeping tick
-as a LoopingCall every max(0.2, min(5, lease/4)) seconds, with backend upkeep in the pool).
-What differs is what `build` takes from the process: the backend is a `MemoryBackend` on the
-harness's disk instead of a `LocalBackend` on a directory, client records are the memory
-backend's own (`MemoryBackend.client_records()`, kept on the MemoryDisk and, like
-`backend.records.RecordStore`'s fsynced files, surviving kill -9 and power loss), time and
-randomness are the harness's, and nothing listens on a socket.
+The wiring is `nfsd.server.assemble`, the same function `nfsd serve` builds with (state store,
+NFS program, recovery into a grace period, RPC factory, housekeeping tick). What differs is what
+`build` would take from the process: the backend is a `MemoryBackend` on the harness's disk
+(its client records and status kept on the MemoryDisk, surviving kill -9 and power loss),
+time and randomness are the harness's, and nothing listens on a socket.
 
 `Harness(directory=...)` serves a real directory with a `LocalBackend` instead (its records
-in a `RecordStore` and its status snapshot in `.nfsd/status.json`, as `nfsd serve` keeps
-them), for tests of what is on a local disk (`nfsd inspect`, the handle database). Its
+and status snapshot in its state directory, as `nfsd serve` keeps them), for tests of what is
+on a local disk (`nfsd inspect`, the handle database). Its
 `kill9()` closes the backend, which releases what the kernel releases when a process dies (the
 state directory's lock, fds, the database connection); a real kill -9 of a LocalBackend is
 tests/test_write_once.py::test_rule8_kill9_restart_reclaim_and_finish. `power_loss()` needs
@@ -27,16 +23,14 @@ import os
 import random
 import threading
 
-from twisted.internet import task
 
 from backend import interface as I
+from backend import open_backend
 from backend.memory import MemoryBackend, MemoryDisk
-from backend.records import RecordStore, write_status
 from nfsd.client import NfsClient
-from nfsd.exports import ExportTable, Options, quick_export
+from nfsd.exports import Options, quick_export
 from nfsd.rpc.client import RpcClient
-from nfsd.rpc.server import RpcFactory
-from nfsd.server import NFS_PROGRAM, NfsServer
+from nfsd.server import Config, NfsServer, assemble
 from nfsd.state.store import StateStore
 
 from .logs import LogCapture
@@ -50,58 +44,29 @@ TRUSTED = Options(rw=True, root_squash=False, secure=False)  # as the tests' Ser
 
 
 class Process:
-    """One boot of the server: its reactor, backend, state store, program and factory."""
+    """One boot of the server: its reactor, backend and what `nfsd.server.assemble` wires."""
 
     def __init__(self, h: "Harness"):
         self.reactor = FakeReactor(h.now, h.network)
-        self.status_path = None
+        cfg = h.config
         if h.directory is None:
             self.backend = MemoryBackend(h.disk, clock_ns=h.wallclock_ns)
-            self.records = self.backend.client_records()
         else:
-            from backend.local import LocalBackend
-
-            self.backend = LocalBackend(h.directory)
-            self.records = RecordStore(os.path.join(self.backend.state_dir, "clients"))
-            self.status_path = os.path.join(self.backend.state_dir, "status.json")
-        cfg = h.config
-        self.store = StateStore(clock=self.reactor.seconds, wallclock=h.wallclock, rand=h.randbytes,
-                                lease_time=cfg["lease_time"], grace_time=cfg["grace_time"],
-                                retire_after=cfg["retire_after"], records=self.records,
-                                max_clients=cfg["max_clients"],
-                                max_opens_per_client=cfg["max_opens_per_client"],
-                                recall_timeout=cfg["recall_timeout"])
+            self.backend = open_backend(h.directory)
+        config = Config(directory=h.directory or "/", lease_time=cfg["lease_time"],
+                        grace_time=cfg["grace_time"], retire_after=cfg["retire_after"],
+                        minors=cfg["minors"], delegations=cfg["delegations"],
+                        max_clients=cfg["max_clients"],
+                        max_opens_per_client=cfg["max_opens_per_client"],
+                        max_connections=cfg["max_connections"], idle_timeout=cfg["idle_timeout"],
+                        recall_timeout=cfg["recall_timeout"])
         export = quick_export(h.directory or "/", self.backend, ["*"], cfg["options"])
-        self.server = NfsServer(ExportTable([export], h.wallclock_ns()), self.store, self.reactor,
-                                minors=cfg["minors"], delegations=cfg["delegations"])
-        self.server.now_ns = h.wallclock_ns  # SET_TO_SERVER_TIME: the harness's wall clock
-        # Recovery, as build(): staged files wait for their clients through a grace period.
-        for st in self.backend.list_staged():
-            self.store.unfinished.restart(st)  # rule 8
-        for path, why in self.backend.problems():
-            log.warning("unreadable staging record %s: %s", path, why)
-        owners = {o for o, _ in self.records.clients()}
-        owners |= {k[0] for k in self.store.unfinished.recoverable_keys()}
-        self.store.start_grace(owners)
-        self.factory = RpcFactory({NFS_PROGRAM: self.server},
-                                  max_connections=cfg["max_connections"],
-                                  idle_timeout=cfg["idle_timeout"], reactor=self.reactor)
-        self._upkeep = []
-        started = h.wallclock()
-
-        def tick():
-            self.store.tick()
-            if self.status_path is not None:
-                snap = self.store.snapshot()
-                snap.update(pid=os.getpid(), started=started, updated=h.wallclock())
-                write_status(self.status_path, snap)
-            if not self._upkeep:
-                self._upkeep.append(True)
-                d = self.server.in_thread(self.backend.maintenance)
-                d.addBoth(lambda _: self._upkeep.clear())
-        self.looping = task.LoopingCall(tick)
-        self.looping.clock = self.reactor
-        self.looping.start(max(0.2, min(5.0, cfg["lease_time"] / 4)), now=False)
+        self.running = assemble(config, self.reactor, [export], wallclock=h.wallclock,
+                                rand=h.randbytes, now_ns=h.wallclock_ns)
+        self.server = self.running.server
+        self.store = self.server.store
+        self.factory = self.running.factory
+        self.looping = self.running._looping
         self.reactor.run_until_idle()
 
 
@@ -185,7 +150,6 @@ class Harness:
         self.network.kill(self.proc.reactor)
         if self.directory is not None:  # what the kernel releases when a process dies
             self.proc.backend.close()
-            self.proc.records.close()  # a RecordStore's directory fd
         self.proc = None
 
     def restart(self):

@@ -11,10 +11,14 @@ import json
 import logging
 import os
 
+from .. import interface as I
+
 log = logging.getLogger("nfsd.backend")
 
 
-class RecordStore:
+class RecordStore(I.ClientRecords):
+    """`ClientRecords` as one JSON file per owner in directory `path`."""
+
     def __init__(self, path: str):
         self.path = path
         os.makedirs(path, exist_ok=True)

@@ -12,13 +12,12 @@ import os
 import sqlite3
 import time
 
-from .local import read_record_xattr
+from ..factory import Unreadable
+from .record import read_record_xattr
 
 ROOT_ID = 1
 
 
-class Unreadable(Exception):
-    """The state directory cannot be read at all."""
 
 
 def _names(db_path):
