@@ -132,7 +132,15 @@ class Xattrs:
             raise I.XattrTooBig(f"{len(value)} bytes")
         flags = {I.XattrHow.EITHER: 0, I.XattrHow.CREATE: os.XATTR_CREATE,
                  I.XattrHow.REPLACE: os.XATTR_REPLACE}[I.XattrHow(how)]
-        return self._change_xattr(handle, viewer, lambda t: os.setxattr(t, key, value, flags))
+        try:
+            return self._change_xattr(handle, viewer,
+                                      lambda t: os.setxattr(t, key, value, flags))
+        except I.NoSpace:
+            # ext4 answers ENOSPC for attributes that do not fit its one attribute block,
+            # however much space is free: with free space, the value cannot be stored.
+            if os.statvfs(self._root_fd).f_bavail > 0:
+                raise I.XattrTooBig(f"{len(value)} bytes do not fit") from None
+            raise
 
     def removexattr(self, handle, name, viewer=None) -> tuple[int, int]:
         key = xattr_key(name)

@@ -3,8 +3,6 @@ statfs says it stores none."""
 
 from __future__ import annotations
 
-import errno
-import os
 
 import pytest
 
@@ -148,24 +146,10 @@ def test_the_change_values_returned_are_getattrs(xbackend):
         assert before == c and after == b.getattr(d).change and after > before
 
 
-def _fs_refuses_a_value_of(size: int, path) -> bool:
-    """Does the file system at `path` refuse a user.* value of `size` bytes (ext4 keeps one
-    block of attributes per inode)?"""
-    path.write_bytes(b"")
-    try:
-        os.setxattr(path, "user.probe", bytes(size))
-    except OSError as e:
-        return e.errno in (errno.ENOSPC, errno.E2BIG, errno.ERANGE)
-    return False
-
-
-def test_a_value_the_backend_cannot_store_is_too_big(xbackend, kind, request, tmp_path):
+def test_a_value_the_backend_cannot_store_is_too_big(xbackend):
     """XattrTooBig is the answer for a value the file system cannot store (XATTR2BIG), not
-    NoSpace: nothing else would fit either, however much space is free."""
-    if kind == "local" and _fs_refuses_a_value_of(I.XATTR_SIZE_MAX, tmp_path / "probe"):
-        request.applymarker(pytest.mark.xfail(strict=True, raises=I.NoSpace, reason=(
-            "local maps setxattr's ENOSPC to NoSpace: ext4 gives ENOSPC for a value bigger "
-            "than its attribute block, so a 64 KiB value answers NFS4ERR_NOSPC")))
+    NoSpace: nothing else would fit either, however much space is free (ext4 answers ENOSPC
+    for a value bigger than its attribute block)."""
     b = xbackend
     f = new_file(b, b.root(), b"f")
     value = bytes(range(256)) * (I.XATTR_SIZE_MAX // 256)
