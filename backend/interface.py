@@ -143,6 +143,11 @@ class IOFailure(BackendError):
     """Any other I/O error (NFS4ERR_IO)."""
 
 
+class Unavailable(BackendError):
+    """A service the backend depends on (a database, an object store) does not answer now;
+    the request may succeed later (NFS4ERR_DELAY: the client retries). Nothing changed."""
+
+
 class WouldBlock(BackendError):
     """`read(..., nowait=True)`: the data is not in memory; read it again without `nowait`,
     where waiting for the disk is fine (a worker thread). Never reaches a client."""
@@ -279,7 +284,9 @@ class Staging:
     def write(self, offset: int, data) -> int:  # pragma: no cover - interface
         raise NotImplementedError
 
-    def read(self, offset: int, count: int) -> tuple[bytes, bool]:  # pragma: no cover
+    def read(self, offset: int, count: int, nowait: bool = False) -> tuple[bytes, bool]:  # pragma: no cover
+        """(data, eof). With `nowait`, raise WouldBlock instead of waiting for remote storage
+        (a backend whose bytes are all local may always read)."""
         raise NotImplementedError
 
     def truncate(self, size: int) -> None:  # pragma: no cover

@@ -66,6 +66,7 @@ _BACKEND_STATUS = {
     bi.IOFailure: NFS4ERR_IO,
     bi.Invalid: NFS4ERR_INVAL,
     bi.Gone: NFS4ERR_STALE,
+    bi.Unavailable: NFS4ERR_DELAY,
 }
 
 

@@ -40,7 +40,7 @@ class _Version:
         self.evicted = False
 
     @maps_oserror()
-    def read(self, offset: int, count: int) -> tuple[bytes, bool]:
+    def read(self, offset: int, count: int, nowait: bool = False) -> tuple[bytes, bool]:
         if self.fd is None:
             raise I.Invalid("version closed")
         if offset < 0 or count < 0:

@@ -169,7 +169,7 @@ class LocalStaging(CopyOnWrite, StagingRecord, I.Staging):
                 self._rec_dirty = True
         return n
 
-    def read(self, offset: int, count: int) -> tuple[bytes, bool]:
+    def read(self, offset: int, count: int, nowait: bool = False) -> tuple[bytes, bool]:
         self.check()
         size = self._size
         if offset < 0 or count < 0:

@@ -96,7 +96,7 @@ class MemoryStaging(I.Staging):
                 self._changed()
         return n
 
-    def read(self, offset: int, count: int) -> tuple[bytes, bool]:
+    def read(self, offset: int, count: int, nowait: bool = False) -> tuple[bytes, bool]:
         self._check()
         if offset < 0 or count < 0:
             raise I.Invalid("negative offset or count")
@@ -178,7 +178,7 @@ class MemoryVersion:
         if not self._open:
             raise I.Invalid("version closed")
 
-    def read(self, offset: int, count: int) -> tuple[bytes, bool]:
+    def read(self, offset: int, count: int, nowait: bool = False) -> tuple[bytes, bool]:
         self._check()
         if offset < 0 or count < 0:
             raise I.Invalid("negative offset or count")

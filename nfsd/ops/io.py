@@ -15,6 +15,7 @@ from .. import access, attrs
 from ..compound import is_deferred
 from ..errors import NFS4Error, status_of
 from ..exports import FileRef
+from ..state.lifecycle import Publishing
 from ..state.model import Delegation, LockState, OpenState
 from ..xdr import nfs4 as x
 from .common import (call, change_info, check_cred, check_name, dir_attrs, drop_setid, getattr_,
@@ -261,17 +262,32 @@ def _open(ctx, a, client, owner):
             files.abandon(st)
             store.close_open(st)
         raise
+    ctx.cfh = FileRef(fh.export, handle)
     if created is not None and not share & WRITE:
         # Created by an open that cannot write: nothing can make it grow, so it is done now
         # (published at once, empty, as open(O_CREAT|O_RDONLY) makes it locally; rule 3).
-        call(files.finish, st, True)
+        pending = call(files.finish, st, True)
+        if isinstance(pending, Publishing):  # storage whose publish waits: a worker thread
+            def published(event):
+                pending.done(event)
+                return _opened(ctx, st, owner, client, claim, want, False, cinfo, attrset)
+
+            def failed(f):  # the OPEN did not happen (the client may send it again)
+                files.abandon(st)
+                store.close_open(st)
+                return f
+            return ctx.server.in_thread(call, pending.run).addCallbacks(published, failed)
         created = None
-    if st.pin is None and created is None:
+    return _opened(ctx, st, owner, client, claim, want, created is not None, cinfo, attrset)
+
+
+def _opened(ctx, st, owner, client, claim, want, creating, cinfo, attrset):
+    """OPEN's answer once the open stands: its stateid, flags and delegation."""
+    if st.pin is None and not creating:
         try:
-            st.pin = be.open_version(handle)
+            st.pin = ctx.cfh.backend.open_version(st.fh)
         except bi.BackendError:
             st.pin = None
-    ctx.cfh = FileRef(fh.export, handle)
     sid = _sid(st)
     ctx.set_stateid(sid)
     rflags = x.OPEN4_RESULT_LOCKTYPE_POSIX
@@ -279,7 +295,7 @@ def _open(ctx, a, client, owner):
         rflags |= x.OPEN4_RESULT_PRESERVE_UNLINKED
     elif not owner.confirmed:
         rflags |= x.OPEN4_RESULT_CONFIRM
-    deleg = _delegation(ctx, client, st, claim, want, created is not None) or NO_DELEGATION
+    deleg = _delegation(ctx, client, st, claim, want, creating) or NO_DELEGATION
     return x.OPEN4res(x.NFS4_OK, x.OPEN4resok(sid, cinfo, rflags, attrs.to_words(attrset), deleg))
 
 
@@ -336,14 +352,25 @@ def open_state(ctx, stateid, fh, unconfirmed_ok=False, generation=True) -> OpenS
     return st
 
 
-def finish_write(ctx, st: OpenState):
+def finish_write(ctx, st: OpenState, visible):
     """The open stops writing (rule 3, `UnfinishedFiles.finish`): its version is published (or
-    dropped if nothing changed) and visible when this returns. Returns None, or a Deferred
-    that fires once the publish is durable too (the directory's fsync, in a worker thread,
-    shared with other publishes into that directory that arrive at the same time). The
-    operation's reply waits for it; if that fsync fails, the operation answers the error
-    (NFS4ERR_IO), while the version stays published and the state change stands."""
+    dropped if nothing changed), then `visible()` makes the operation's state change. Returns
+    None, or a Deferred the operation's reply waits for:
+
+    * local storage: the new version is visible at once; the Deferred fires once the publish
+      is durable too (the directory's fsync, in a worker thread, shared with other publishes
+      into that directory that arrive at the same time). If that fsync fails, the operation
+      answers the error (NFS4ERR_IO) while the version stays published and the change stands.
+    * storage whose publish waits (an object store, `Publishing`): the publish runs in a
+      worker thread and `visible()` only after it succeeded; if it fails (NFS4ERR_DELAY while
+      a dependency is down), nothing changed and the client may send the operation again."""
     durable = call(ctx.server.store.unfinished.finish, st)
+    if isinstance(durable, Publishing):
+        def published(event):
+            durable.done(event)
+            visible()
+        return ctx.server.in_thread(call, durable.run).addCallback(published)
+    visible()
     return None if durable is None else ctx.server.in_thread(call, durable)
 
 
@@ -365,10 +392,11 @@ def _close(ctx, st, sid=None):
         raise NFS4Error(x.NFS4ERR_BAD_STATEID)
     if st.locks and any(ls.ranges for ls in st.locks.values()):
         raise NFS4Error(x.NFS4ERR_LOCKS_HELD)
-    durable = finish_write(ctx, st)
-    ctx.server.store.close_open(st)
-    res = x.CLOSE4res(x.NFS4_OK, INVALID_STATEID if ctx.minor else _sid(st))
-    return res if durable is None else durable.addCallback(lambda _: res)
+    durable = finish_write(ctx, st, lambda: ctx.server.store.close_open(st))
+
+    def result(_=None):
+        return x.CLOSE4res(x.NFS4_OK, INVALID_STATEID if ctx.minor else _sid(st))
+    return result() if durable is None else durable.addCallback(result)
 
 
 def op_open_confirm(ctx, a):
@@ -397,13 +425,19 @@ def _downgrade(ctx, st, a):
     share = a.share_access & 0xFF
     if share not in (READ, WRITE, READ | WRITE) or a.share_deny & ~3:
         raise NFS4Error(x.NFS4ERR_INVAL)
-    had_write = st.access & WRITE
-    ctx.server.store.downgrade(st, share, a.share_deny)
-    durable = finish_write(ctx, st) if had_write and not share & WRITE else None
-    sid = _sid(st)
-    ctx.set_stateid(sid)
-    res = x.OPEN_DOWNGRADE4res(x.NFS4_OK, x.OPEN_DOWNGRADE4resok(sid))
-    return res if durable is None else durable.addCallback(lambda _: res)
+    store = ctx.server.store
+    store.check_downgrade(st, share, a.share_deny)
+    if st.access & WRITE and not share & WRITE:
+        durable = finish_write(ctx, st, lambda: store.downgrade(st, share, a.share_deny))
+    else:
+        store.downgrade(st, share, a.share_deny)
+        durable = None
+
+    def result(_=None):
+        sid = _sid(st)
+        ctx.set_stateid(sid)
+        return x.OPEN_DOWNGRADE4res(x.NFS4_OK, x.OPEN_DOWNGRADE4resok(sid))
+    return result() if durable is None else durable.addCallback(result)
 
 
 def _io_state(ctx, stateid, fh):
@@ -468,7 +502,12 @@ def op_read(ctx, a):
         return _read_deleg(ctx, fh, count, a.offset)
     stg = read_version(ctx, st, fh)
     if stg is not None:
-        data, eof = call(stg.read, a.offset, count)
+        try:
+            data, eof = stg.read(a.offset, count, True)
+        except bi.WouldBlock:  # remote storage: wait for it in a worker thread, not here
+            return ctx.server.in_thread(_read_staging, stg, a.offset, count)
+        except bi.BackendError as e:
+            raise NFS4Error(status_of(e)) from None
         return x.READ4res(x.NFS4_OK, x.READ4resok(eof, data))
     try:
         return _read_published(fh, st, a.offset, count, True)
@@ -485,9 +524,23 @@ def _read_published(fh, st, offset, count, nowait):
     except bi.Stale:
         if st is None or st.pin is None:
             raise NFS4Error(x.NFS4ERR_STALE) from None
-        data, eof = call(st.pin.read, offset, count)  # removed while open
+        data, eof = _read_pin(st.pin, offset, count, nowait)  # removed while open
     except bi.BackendError as e:
         raise NFS4Error(status_of(e)) from None
+    return x.READ4res(x.NFS4_OK, x.READ4resok(eof, data))
+
+
+def _read_pin(pin, offset, count, nowait):
+    try:
+        return pin.read(offset, count, nowait)
+    except bi.WouldBlock:
+        raise
+    except bi.BackendError as e:
+        raise NFS4Error(status_of(e)) from None
+
+
+def _read_staging(stg, offset, count):
+    data, eof = call(stg.read, offset, count)
     return x.READ4res(x.NFS4_OK, x.READ4resok(eof, data))
 
 

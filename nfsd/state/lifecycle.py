@@ -188,7 +188,9 @@ class UnfinishedFiles:
         The writer's version is published (a new file always, a new version if it changed;
         UNCHANGED: discarded) and visible when this returns; a borrower just lets go. Returns
         None, or a callable that makes the publish durable (it blocks: run it in a worker
-        thread; see `Backend.publish`). A backend error leaves everything as it was."""
+        thread; see `Backend.publish`), or, for a backend whose publish itself waits for its
+        storage (`publish_blocks`), a `Publishing` to run. A backend error leaves everything
+        as it was."""
         u = st.work
         if u is None:
             return None
@@ -201,6 +203,8 @@ class UnfinishedFiles:
             self._end(u, Event.UNCHANGED)
             be.discard(stg)
             return None
+        if getattr(be, "publish_blocks", False):
+            return Publishing(self, u)
         from backend.interface import Gone
 
         try:
@@ -368,6 +372,29 @@ class UnfinishedFiles:
             staging.backend.discard(staging)
         except Exception:  # noqa: BLE001 - a failed discard must not break the caller
             log.exception("discarding %s failed", staging.id)
+
+
+class Publishing:
+    """Rule 3 for a backend whose publish waits for its storage (an object store): `run()`
+    publishes, in a worker thread; then `done(run's result)` on the event loop makes the
+    transition. Until then the file stays active with its writer (a failed publish leaves it
+    so: the client may CLOSE again)."""
+
+    def __init__(self, files: UnfinishedFiles, u: Unfinished):
+        self.files, self.u = files, u
+
+    def run(self):
+        from backend.interface import Gone
+
+        try:
+            self.u.staging.backend.publish(self.u.staging, sync=True)
+        except Gone:
+            return Event.REMOVED
+        return Event.PUBLISH
+
+    def done(self, event: Event):
+        if self.u.phase is A:
+            self.files._end(self.u, event)
 
 
 def _key(client) -> tuple[bytes, bytes]:

@@ -266,10 +266,15 @@ class StateStore(Clients):
                 return st.pin
         return None
 
-    def downgrade(self, st: OpenState, access: int, deny: int):
-        """OPEN_DOWNGRADE to modes this open was actually opened with (RFC 7530 16.19.4)."""
+    @staticmethod
+    def check_downgrade(st: OpenState, access: int, deny: int):
+        """OPEN_DOWNGRADE may only go to modes this open was opened with (RFC 7530 16.19.4)."""
         if access not in st.access_modes or deny not in st.deny_modes:
             raise NFS4Error(x.NFS4ERR_INVAL)
+
+    def downgrade(self, st: OpenState, access: int, deny: int):
+        """OPEN_DOWNGRADE (`check_downgrade` first)."""
+        self.check_downgrade(st, access, deny)
         st.access = access
         st.deny = deny
         st.access_modes = {m for m in st.access_modes if not m & ~access}

@@ -1,0 +1,128 @@
+"""PostgreSQL connections for one frontend: bounded waits, outages as `Unavailable`.
+
+Each thread gets its own connection (psycopg connections are not for concurrent use): the
+reactor thread answers requests with one, worker threads (publish, upkeep) with theirs. Every
+statement runs under `statement_timeout` and every connect under `connect_timeout`, so a
+database that hangs costs a request at most that long; a database that is down makes the call
+raise `Unavailable` at once (the protocol layer answers NFS4ERR_DELAY and the client retries).
+One log line when the database goes away, one when it is back (`Health`).
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from contextlib import contextmanager
+
+import psycopg
+
+from .. import interface as I
+
+log = logging.getLogger("nfsd.backend")
+
+
+class Health:
+    """Whether a dependency answers: logs its outages once each, and their end."""
+
+    def __init__(self, what: str):
+        self.what = what
+        self.down_since = None
+        self._lock = threading.Lock()
+
+    def failed(self, why) -> None:
+        with self._lock:
+            if self.down_since is None:
+                self.down_since = True
+                log.warning("%s unavailable: %s (requests answer NFS4ERR_DELAY until it is back)",
+                            self.what, why)
+
+    def ok(self) -> None:
+        if self.down_since is not None:
+            with self._lock:
+                if self.down_since is not None:
+                    self.down_since = None
+                    log.warning("%s available again", self.what)
+
+
+class Database:
+    """Connections to the metadata database `url` (a libpq URL or key=value string)."""
+
+    def __init__(self, url: str, statement_timeout: float = 5.0, connect_timeout: float = 2.0):
+        self.url = url
+        self.statement_timeout_ms = int(statement_timeout * 1000)
+        self.connect_timeout = max(1, int(connect_timeout))
+        self.health = Health("database")
+        self._local = threading.local()
+        self._all: list[psycopg.Connection] = []
+        self._lock = threading.Lock()
+        self._closed = False
+
+    def _connect(self) -> psycopg.Connection:
+        conn = psycopg.connect(self.url, autocommit=True, connect_timeout=self.connect_timeout,
+                               options=f"-c statement_timeout={self.statement_timeout_ms}"
+                                       " -c idle_in_transaction_session_timeout=60000")
+        with self._lock:
+            self._all.append(conn)
+        return conn
+
+    def _conn(self) -> psycopg.Connection:
+        c = getattr(self._local, "conn", None)
+        if c is None or c.closed or c.broken:
+            if self._closed:
+                raise I.IOFailure("backend closed")
+            c = self._local.conn = self._connect()
+        return c
+
+    def _drop(self):
+        c = getattr(self._local, "conn", None)
+        self._local.conn = None
+        if c is not None:
+            try:
+                c.close()
+            except Exception:  # noqa: BLE001 - it is broken already
+                pass
+
+    @contextmanager
+    def cursor(self):
+        """A cursor on this thread's connection (autocommit: each statement is its own
+        transaction). Database errors that mean "not now" raise Unavailable."""
+        try:
+            c = self._conn()
+            with c.cursor() as cur:
+                yield cur
+        except (psycopg.OperationalError, psycopg.InterfaceError) as e:
+            self._drop()
+            self.health.failed(_first_line(e))
+            raise I.Unavailable(_first_line(e)) from None
+        else:
+            self.health.ok()
+
+    @contextmanager
+    def transaction(self):
+        """A cursor inside one transaction on this thread's connection: committed when the
+        block ends, rolled back if it raises."""
+        try:
+            c = self._conn()
+            with c.transaction():
+                with c.cursor() as cur:
+                    yield cur
+        except (psycopg.OperationalError, psycopg.InterfaceError) as e:
+            self._drop()
+            self.health.failed(_first_line(e))
+            raise I.Unavailable(_first_line(e)) from None
+        else:
+            self.health.ok()
+
+    def close(self):
+        self._closed = True
+        with self._lock:
+            conns, self._all = self._all, []
+        for c in conns:
+            try:
+                c.close()
+            except Exception:  # noqa: BLE001
+                pass
+
+
+def _first_line(e) -> str:
+    return (str(e).strip().splitlines() or [type(e).__name__])[0]

@@ -1,0 +1,148 @@
+"""The shared namespace's tables in PostgreSQL (created by `nfsd format`).
+
+Everything a frontend must see or respect from another frontend lives here; what only one
+frontend needs (sessions, opens, stateids, the bytes being written) stays in that frontend.
+
+    meta        identity (the 8 bytes every handle starts with), data URL, schema version
+    inodes      one row per object: attributes, `change` (from change_seq, one counter for
+                the namespace), the published version of a regular file, a symlink's
+                target; `staged` is the staging row of a new file that is not published yet
+                (nobody but its creator may see it: rule 2)
+    entries     directory entries (dir, name) -> inode; `cookie` from cookie_seq, so READDIR
+                cookies are valid on every frontend and across restarts
+    versions    immutable contents: S3 object key and size (or the bytes inline, for small
+                files); never changed, deleted only through `gc`
+    xattrs      user extended attributes (inode, name) -> value
+    staging     files under construction: which frontend (and its epoch) owns it, the client
+                incarnation, the publication target, exclusive reservations, its record; rows of
+                a dead frontend are retired, and removed after the retention time
+    frontends   id -> epoch (fencing), heartbeat (the database's clock), state
+    clients     per frontend: client incarnations holding state (grace after a restart)
+    status      per frontend: the last status snapshot (for `nfsd inspect --meta`)
+    locks       byte-range locks held by clients of each frontend (conflicts across frontends)
+    shares      share reservations (OPEN access/deny) of each frontend's opens
+    gc          objects (and unfinished multipart uploads) to delete from S3 once `not_before`
+                has passed; the only way an object is ever deleted
+"""
+
+from __future__ import annotations
+
+VERSION = 1
+
+SCHEMA = """
+CREATE TABLE meta (key text PRIMARY KEY, value text NOT NULL);
+CREATE SEQUENCE change_seq;
+CREATE SEQUENCE cookie_seq START 3;
+CREATE TABLE versions (
+    id bigserial PRIMARY KEY,
+    object_key text,                 -- NULL: content inline
+    inline bytea,
+    size bigint NOT NULL
+);
+CREATE TABLE inodes (
+    id bigserial PRIMARY KEY,
+    kind smallint NOT NULL,
+    mode integer NOT NULL,
+    uid bigint NOT NULL,
+    gid bigint NOT NULL,
+    nlink integer NOT NULL,
+    size bigint NOT NULL DEFAULT 0,
+    rdev_major integer NOT NULL DEFAULT 0,
+    rdev_minor integer NOT NULL DEFAULT 0,
+    atime bigint NOT NULL,
+    mtime bigint NOT NULL,
+    ctime bigint NOT NULL,
+    change bigint NOT NULL,
+    version bigint REFERENCES versions (id),
+    target bytea,
+    verifier bytea,
+    parent bigint,                   -- directories: their parent; files: where first linked
+    staged bigint                    -- staging.id of a new file not yet published
+);
+CREATE TABLE entries (
+    dir bigint NOT NULL REFERENCES inodes (id),
+    name bytea NOT NULL,
+    inode bigint NOT NULL REFERENCES inodes (id),
+    cookie bigint NOT NULL,
+    PRIMARY KEY (dir, name)
+);
+CREATE INDEX entries_by_cookie ON entries (dir, cookie);
+CREATE INDEX entries_by_inode ON entries (inode);
+CREATE TABLE xattrs (
+    inode bigint NOT NULL REFERENCES inodes (id) ON DELETE CASCADE,
+    name bytea NOT NULL,
+    value bytea NOT NULL,
+    PRIMARY KEY (inode, name)
+);
+CREATE TABLE frontends (
+    id text PRIMARY KEY,
+    epoch bigint NOT NULL,
+    heartbeat timestamptz NOT NULL,
+    lease_s integer NOT NULL,
+    grace_s integer NOT NULL,
+    state text NOT NULL               -- 'alive' or 'dead'
+);
+CREATE TABLE staging (
+    id bigserial PRIMARY KEY,
+    inode bigint NOT NULL,
+    frontend text NOT NULL REFERENCES frontends (id),
+    epoch bigint NOT NULL,
+    is_new boolean NOT NULL,
+    viewer bytea NOT NULL,
+    dir bigint,
+    name bytea,
+    exclusive boolean NOT NULL DEFAULT false,
+    cookie bigint,                   -- the READDIR cookie its entry gets (new files)
+    gone boolean NOT NULL DEFAULT false,
+    base bigint,                     -- the version a copy-on-write version started from
+    record text NOT NULL,            -- the protocol layer's record (JSON)
+    size bigint NOT NULL DEFAULT 0,
+    dirty boolean NOT NULL DEFAULT false,
+    synced boolean NOT NULL DEFAULT false,
+    state text NOT NULL DEFAULT 'active',  -- 'active' or 'retired' (its frontend died)
+    retired_at timestamptz,
+    upload_key text,
+    upload_id text,
+    created timestamptz NOT NULL DEFAULT now()
+);
+CREATE INDEX staging_by_name ON staging (dir, name);
+CREATE INDEX staging_by_frontend ON staging (frontend);
+CREATE TABLE clients (
+    frontend text NOT NULL,
+    owner bytea NOT NULL,
+    verifier bytea NOT NULL,
+    PRIMARY KEY (frontend, owner)
+);
+CREATE TABLE status (
+    frontend text PRIMARY KEY,
+    snapshot text NOT NULL,
+    updated timestamptz NOT NULL DEFAULT now()
+);
+CREATE TABLE locks (
+    id bigserial PRIMARY KEY,
+    inode bigint NOT NULL,
+    frontend text NOT NULL,
+    owner bytea NOT NULL,
+    start_ bigint NOT NULL,
+    end_ bigint NOT NULL,            -- exclusive; 2^63-1 stands for "to the end"
+    exclusive boolean NOT NULL
+);
+CREATE INDEX locks_by_inode ON locks (inode);
+CREATE TABLE shares (
+    inode bigint NOT NULL,
+    frontend text NOT NULL,
+    open_key bytea NOT NULL,
+    access smallint NOT NULL,
+    deny smallint NOT NULL,
+    PRIMARY KEY (inode, frontend, open_key)
+);
+CREATE TABLE gc (
+    id bigserial PRIMARY KEY,
+    object_key text NOT NULL,
+    upload_id text,                  -- an unfinished multipart upload to abort instead
+    not_before timestamptz NOT NULL
+);
+"""
+
+TABLES = ("meta", "versions", "inodes", "entries", "xattrs", "frontends", "staging", "clients",
+          "status", "locks", "shares", "gc")
