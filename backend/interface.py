@@ -148,6 +148,11 @@ class Unavailable(BackendError):
     the request may succeed later (NFS4ERR_DELAY: the client retries). Nothing changed."""
 
 
+class Fenced(BackendError):
+    """This server no longer owns its part of shared storage (another server declared it dead
+    after its heartbeat stopped): it must stop serving. Raised by `maintenance`."""
+
+
 class WouldBlock(BackendError):
     """`read(..., nowait=True)`: the data is not in memory; read it again without `nowait`,
     where waiting for the disk is fine (a worker thread). Never reaches a client."""
@@ -339,8 +344,40 @@ class ClientRecords:
         raise NotImplementedError
 
 
+class SharedLocks:
+    """Byte-range locks and share reservations held through *other* servers that share this
+    storage (a backend several frontends serve). The protocol layer keeps its own clients'
+    locks and reservations in memory and tells this object what they are, so the others see
+    them; each call checks against the others' and records ours in one step."""
+
+    def share(self, handle: bytes, key: bytes, access: int, deny: int) -> bool:  # pragma: no cover
+        """Set the reservation of our open `key` on `handle` (access 0: it is gone). False,
+        and nothing recorded, if another server's reservations conflict (OPEN4 bits)."""
+        raise NotImplementedError
+
+    def lock(self, handle: bytes, owner: bytes, ranges: list, want=None):  # pragma: no cover
+        """Set our lock-owner `owner`'s ranges on `handle` to `ranges` [(start, end, write)]
+        (end exclusive; [] drops them). With `want` (start, end, write): first check it against
+        the other servers' locks, and return the (start, end, write) in its way, recording
+        nothing; None when it was recorded."""
+        raise NotImplementedError
+
+    def test(self, handle: bytes, start: int, end: int, write: bool):  # pragma: no cover
+        """The other servers' lock in the way of (start, end, write), or None (LOCKT)."""
+        raise NotImplementedError
+
+    def release(self, handle: bytes, key: bytes) -> None:  # pragma: no cover
+        """Our open or lock state `key` on `handle` is gone (CLOSE, lease expiry): drop what
+        it held. Never raises: if the storage cannot be reached now, it is done later."""
+        raise NotImplementedError
+
+
 class Backend:
     """One exported tree. All `dir`/`handle` arguments are handles (bytes)."""
+
+    # a backend several servers share (their clients' locks must conflict): SharedLocks
+    def shared_locks(self) -> "SharedLocks | None":
+        return None
 
     # ---- what the server keeps with its storage
     def client_records(self) -> ClientRecords:  # pragma: no cover

@@ -19,8 +19,14 @@ def _serve(args) -> int:
     level = logging.DEBUG if args.verbose else logging.INFO
     logging.basicConfig(level=level, format="%(asctime)s %(name)s %(levelname)s %(message)s",
                         stream=sys.stderr)
-    if (args.directory is None) == (args.exports is None):
-        print("nfsd serve: give a directory, or --exports FILE (not both)", file=sys.stderr)
+    what_given = [w for w in (args.directory, args.exports, args.meta) if w is not None]
+    if len(what_given) != 1:
+        print("nfsd serve: give a directory, or --exports FILE, or --meta URL (one of them)",
+              file=sys.stderr)
+        return 2
+    if args.meta is not None and not (args.data and args.frontend_id and args.spool):
+        print("nfsd serve --meta URL also needs --data s3://BUCKET/PREFIX, --frontend-id NAME "
+              "and --spool DIR", file=sys.stderr)
         return 2
     quick = (args.allow, args.ro, args.no_root_squash, args.insecure, args.anonuid, args.anongid)
     if args.exports is not None and quick != (None, False, False, False, None, None):
@@ -41,15 +47,23 @@ def _serve(args) -> int:
         max_connections=args.max_connections, idle_timeout=args.idle_timeout,
         max_clients=args.max_clients, max_opens_per_client=args.max_opens_per_client,
         metrics=args.metrics, inline_fsync=args.inline_fsync_ms / 1000,
-        allow=tuple(args.allow or ()), export_options=options,
+        allow=tuple(args.allow or ()), export_options=options, meta=args.meta,
+        data=args.data, frontend_id=args.frontend_id, spool=args.spool,
+        s3_endpoint=args.s3_endpoint,
     )
+    from backend import BadSpec
+    from backend.interface import BackendError
+
     try:
         running = build(cfg, reactor)
-    except (OSError, ValueError) as e:
-        print(f"nfsd: cannot serve {args.directory}: {e}", file=sys.stderr)
+    except (OSError, ValueError, BadSpec, BackendError) as e:
+        print(f"nfsd: cannot serve {args.directory or args.exports or 'the namespace'}: {e}",
+              file=sys.stderr)
         return 1
+    running.on_fenced = reactor.stop
     host, port = running.address
-    what = cfg.directory or ", ".join(e.path for e in running.server.exports.exports)
+    what = cfg.directory or ", ".join(e.directory if cfg.meta else e.path
+                                      for e in running.server.exports.exports)
     # Who may do what, as exports(5) lines: the operator sees exactly what is exported.
     for e in running.server.exports.exports:
         print(f"nfsd: export: {e.exports_line()}", flush=True)
@@ -66,6 +80,22 @@ def _serve(args) -> int:
 
         signal.signal(signal.SIGHUP, lambda *_: reactor.callFromThread(reload_exports, running))
     reactor.run()
+    return 4 if running.fenced else 0
+
+
+def _format(args) -> int:
+    """`nfsd format`: a new shared namespace (exit 1 if it cannot, 2 for usage)."""
+    from backend import BadSpec, format_backend
+
+    try:
+        identity = format_backend(args.meta, args.data)
+    except (BadSpec, ValueError) as e:
+        print(f"nfsd format: {e}", file=sys.stderr)
+        return 1
+    except Exception as e:  # noqa: BLE001 - a database that cannot be reached, refused rights
+        print(f"nfsd format: cannot format: {str(e).strip().splitlines()[0]}", file=sys.stderr)
+        return 1
+    print(f"nfsd: formatted a namespace (identity {identity.hex()}), contents in {args.data}")
     return 0
 
 
@@ -88,8 +118,12 @@ def _inspect(args) -> int:
 
     from backend import BadSpec, Unreadable, inspect_backend
 
+    if (args.directory is None) == (args.meta is None):
+        print("nfsd inspect: give a directory or --meta URL", file=sys.stderr)
+        return 2
     try:
-        st = inspect_backend(os.path.abspath(args.directory), state_dir=args.state_dir)
+        st = inspect_backend(args.meta) if args.meta else \
+            inspect_backend(os.path.abspath(args.directory), state_dir=args.state_dir)
     except (Unreadable, BadSpec) as e:
         print(f"nfsd inspect: cannot read {e}", file=sys.stderr)
         return 1
@@ -102,6 +136,16 @@ def _inspect(args) -> int:
 
 
 def _print_inspect(st):
+    for f in st.get("frontends", ()):
+        s = f["status"] or {}
+        print(f"frontend {f['id']}: {f['state']}{' (overdue)' if f['overdue'] else ''}, epoch "
+              f"{f['epoch']}, heartbeat {f['heartbeat_age_s']}s ago, "
+              f"{len(s.get('clients', []))} client(s)")
+        for c in s.get("clients", []):
+            print(f"  {c['owner']}  v4.{c['minor_version']}  lease={c['lease']}  "
+                  f"opens={c['opens']}  writing={c['writing']}")
+    if "frontends" in st:
+        return _print_files(st)
     status = st["status"]
     if status is None:
         print("server: no status snapshot (never started here?)")
@@ -116,6 +160,10 @@ def _print_inspect(st):
             print(f"  {c['owner']}  id={c['clientid']}  v4.{c['minor_version']}  "
                   f"lease={c['lease']} ({c['lease_remaining_s']}s left)  sessions={c['sessions']}"
                   f"  opens={c['opens']}  writing={c['writing']}")
+    _print_files(st)
+
+
+def _print_files(st):
     files = st["files"]
     print(f"unfinished files: {len(files)}")
     if files:
@@ -175,6 +223,19 @@ def main(argv=None) -> int:
                    help="uid of a squashed root (default 65534)")
     q.add_argument("--anongid", type=_id, default=None, metavar="GID",
                    help="gid of a squashed root (default 65534)")
+    m = s.add_argument_group(
+        "a frontend of a shared namespace (docs/scale-out.md)",
+        "Instead of DIR: the namespace in PostgreSQL, its contents in S3 (credentials from the "
+        "usual AWS_* environment variables). Needs the optional dependencies: "
+        "pip install '.[scale]'.")
+    m.add_argument("--meta", metavar="URL", help="the metadata database (postgresql://...)")
+    m.add_argument("--data", metavar="URL", help="where contents are kept (s3://BUCKET/PREFIX)")
+    m.add_argument("--frontend-id", metavar="NAME",
+                   help="this frontend's name, the same after every restart of it")
+    m.add_argument("--spool", metavar="DIR",
+                   help="local directory for files under construction (keep it across restarts)")
+    m.add_argument("--s3-endpoint", metavar="URL",
+                   help="an S3-compatible endpoint (MinIO, Ceph RGW, ...); default AWS")
     s.add_argument("--no-delegations", action="store_true",
                    help="never hand out read delegations (no callbacks to clients)")
     s.add_argument("--metrics", metavar="ADDR:PORT", default=None,
@@ -190,8 +251,14 @@ def main(argv=None) -> int:
     chk = exsub.add_parser("check", help="validate an exports file without serving")
     chk.add_argument("file")
     chk.set_defaults(fn=_exports_check)
+    f = sub.add_parser("format", help="make a new shared namespace (PostgreSQL + S3)")
+    f.add_argument("--meta", required=True, metavar="URL",
+                   help="an empty PostgreSQL database (postgresql://...)")
+    f.add_argument("--data", required=True, metavar="URL", help="s3://BUCKET/PREFIX")
+    f.set_defaults(fn=_format)
     i = sub.add_parser("inspect", help="list unfinished files and clients (read-only)")
-    i.add_argument("directory", help="the exported directory")
+    i.add_argument("directory", nargs="?", help="the exported directory")
+    i.add_argument("--meta", metavar="URL", help="a shared namespace instead (postgresql://...)")
     i.add_argument("--state-dir", default=None, help="state directory if not DIR/.nfsd")
     i.add_argument("--json", action="store_true", help="machine-readable output")
     i.set_defaults(fn=_inspect)

@@ -59,6 +59,13 @@ class Config:
     allow: tuple = ()
     export_options: Options = field(default_factory=lambda: Options(rw=True))
     recall_timeout: float | None = None  # seconds a recalled delegation may stay (None: default)
+    # A frontend of a shared namespace (docs/scale-out.md): metadata database URL, data URL
+    # (s3://bucket/prefix), this frontend's id, its spool directory, the S3 endpoint
+    meta: str | None = None
+    data: str | None = None
+    frontend_id: str | None = None
+    spool: str | None = None
+    s3_endpoint: str | None = None
     extra: dict = field(default_factory=dict)
 
 
@@ -141,11 +148,24 @@ class Running:
         self.config = config
         self.port = None  # the listening port, set by `build`
         self.metrics_port = None  # the Prometheus endpoint's listening port, with --metrics
+        self.fenced = False  # another server declared this one dead: it stopped serving
+        self.on_fenced = None  # what stops the process then (the CLI stops its reactor)
 
     @property
     def address(self):
         a = self.port.getHost()
         return a.host, a.port
+
+    def fence(self):
+        """Stop serving at once: every connection closes, nothing more is answered."""
+        if self.fenced:
+            return
+        self.fenced = True
+        self.stop()
+        for proto in list(self.factory.protocols):
+            proto.transport.abortConnection()
+        if self.on_fenced is not None:
+            self.on_fenced()
 
     def stop(self):
         if self._looping.running:
@@ -165,6 +185,19 @@ def open_exports(config: Config, reuse: dict | None = None) -> list[Export]:
     """The exports with their backends: from the exports file, or `nfsd serve DIR`.
     `reuse` maps directories to backends already open (a reload keeps them)."""
     reuse = reuse or {}
+    if config.meta is not None:
+        from .localnet import local_networks
+
+        backend = open_backend(config.meta, data_url=config.data, frontend=config.frontend_id,
+                               spool_dir=config.spool, endpoint=config.s3_endpoint,
+                               lease_time=config.lease_time, grace_time=config.grace_time,
+                               retire_after=config.retire_after)
+        try:
+            return [quick_export(f"frontend {config.frontend_id}", backend,
+                                 config.allow or local_networks(), config.export_options)]
+        except ValueError:
+            backend.close()
+            raise
     if config.exports_file is None:
         from .localnet import local_networks
 
@@ -208,8 +241,10 @@ def assemble(config: Config, reactor, exports: list[Export], *, clock=None,
                        max_clients=config.max_clients,
                        max_opens_per_client=config.max_opens_per_client,
                        recall_timeout=config.recall_timeout)
-    server = NfsServer(ExportTable(exports, now_ns()), store, reactor,
-                       minors=config.minors, delegations=config.delegations, now_ns=now_ns)
+    store.shared = first.shared_locks()
+    # Delegations need every open of a file in one place: not with frontends that share it.
+    server = NfsServer(ExportTable(exports, now_ns()), store, reactor, minors=config.minors,
+                       delegations=config.delegations and store.shared is None, now_ns=now_ns)
     for e in exports:
         for st in e.backend.list_staged():
             store.unfinished.restart(st)  # rule 8
@@ -227,6 +262,9 @@ def assemble(config: Config, reactor, exports: list[Export], *, clock=None,
         for b in backends:
             try:
                 b.maintenance()
+            except bi.Fenced as e:
+                log.error("%s: this server stops serving", e)
+                reactor.callFromThread(running.fence)
             except Exception as e:  # noqa: BLE001 - upkeep failing must not stop the server
                 log.warning("backend upkeep failed: %s", e)
 

@@ -19,7 +19,7 @@ import os
 import time
 
 from .. import interface as I
-from .namespace import COLS, DIR, REG, attrs_of, check_name
+from .namespace import DIR, ICOLS, REG, attrs_of, check_name
 from .staging import PgStaging
 
 
@@ -176,7 +176,7 @@ class Content:
         oid = self._oid(handle)
         viewer = bytes(viewer or b"")
         with self.db.transaction() as cur:
-            cur.execute(f"SELECT {COLS}, v.id, v.object_key, v.inline, v.size FROM inodes i "
+            cur.execute(f"SELECT {ICOLS}, v.id, v.object_key, v.inline, v.size FROM inodes i "
                         "LEFT JOIN versions v ON v.id = i.version WHERE i.id = %s",
                         (oid,))
             row = cur.fetchone()
@@ -341,7 +341,7 @@ class Content:
     # ---- published contents
     def _version_of(self, oid: int, viewer=None):
         with self.db.cursor() as cur:
-            cur.execute(f"SELECT {COLS}, v.object_key, v.inline, v.size FROM inodes i "
+            cur.execute(f"SELECT {ICOLS}, v.object_key, v.inline, v.size FROM inodes i "
                         "LEFT JOIN versions v ON v.id = i.version WHERE i.id = %s", (oid,),
                         prepare=True)
             row = cur.fetchone()

@@ -18,6 +18,7 @@ from .. import interface as I
 REG, DIR, LNK = I.Kind.REG, I.Kind.DIR, I.Kind.LNK
 COLS = ("id, kind, mode, uid, gid, nlink, size, rdev_major, rdev_minor, atime, mtime, ctime, "
         "change, staged")
+ICOLS = "i." + COLS.replace(", ", ", i.")  # the same, of an inode aliased `i` in a join
 MAX_NAME = I.NAME_MAX
 _LINK_MAX = 2 ** 31 - 1
 
@@ -108,7 +109,7 @@ class Namespace:
         if mine is not None:
             return mine.handle, mine.attrs()
         with self.db.cursor() as cur:
-            cur.execute(f"SELECT d.kind, d.staged, i.{COLS.replace(', ', ', i.')} FROM inodes d "
+            cur.execute(f"SELECT d.kind, d.staged, {ICOLS} FROM inodes d "
                         "LEFT JOIN entries e ON e.dir = d.id AND e.name = %s "
                         "LEFT JOIN inodes i ON i.id = e.inode WHERE d.id = %s",
                         (name, d), prepare=True)
@@ -151,7 +152,7 @@ class Namespace:
         batch = 64
         while True:
             with self.db.cursor() as cur:
-                cur.execute(f"SELECT e.cookie, e.name, i.{COLS.replace(', ', ', i.')} "
+                cur.execute(f"SELECT e.cookie, e.name, {ICOLS} "
                             "FROM entries e JOIN inodes i ON i.id = e.inode "
                             "WHERE e.dir = %s AND e.cookie > %s ORDER BY e.cookie LIMIT %s",
                             (d, cookie, batch), prepare=True)

@@ -122,6 +122,7 @@ CREATE TABLE locks (
     id bigserial PRIMARY KEY,
     inode bigint NOT NULL,
     frontend text NOT NULL,
+    epoch bigint NOT NULL,
     owner bytea NOT NULL,
     start_ bigint NOT NULL,
     end_ bigint NOT NULL,            -- exclusive; 2^63-1 stands for "to the end"
@@ -131,6 +132,7 @@ CREATE INDEX locks_by_inode ON locks (inode);
 CREATE TABLE shares (
     inode bigint NOT NULL,
     frontend text NOT NULL,
+    epoch bigint NOT NULL,
     open_key bytea NOT NULL,
     access smallint NOT NULL,
     deny smallint NOT NULL,

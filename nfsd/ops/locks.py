@@ -33,6 +33,15 @@ def _denied(ls, rng, res_cls):
     return NFS4Error(x.NFS4ERR_DENIED, res_cls(x.NFS4ERR_DENIED, d))
 
 
+def _denied_elsewhere(rng, res_cls):
+    """DENIED by a lock held through another server sharing the storage (its owner is not
+    ours to name)."""
+    s, e, write = rng
+    d = x.LOCK4denied(s, L.length_of(s, e), x.WRITE_LT if write else x.READ_LT,
+                      x.lock_owner4(0, b"another frontend"))
+    return NFS4Error(x.NFS4ERR_DENIED, res_cls(x.NFS4ERR_DENIED, d))
+
+
 def _regular(ctx, fh):
     a = getattr_(ctx, fh)
     if a.kind != Kind.REG:
@@ -105,7 +114,9 @@ def _lock(ctx, a, ls, kind, start, end, client):
     c = store.lock_conflict(ls.fh, ls.owner, start, end, kind)
     if c is not None:
         raise _denied(c[0], c[1], x.LOCK4res)
-    store.set_lock(ls, start, end, kind)
+    elsewhere = store.set_lock(ls, start, end, kind)
+    if elsewhere is not None:
+        raise _denied_elsewhere(elsewhere, x.LOCK4res)
     sid = x.stateid4(ls.seqid, ls.other)
     ctx.set_stateid(sid)
     return x.LOCK4res(x.NFS4_OK, x.LOCK4resok(sid))
@@ -127,6 +138,9 @@ def op_lockt(ctx, a):
     c = store.lock_conflict(fh.handle, lo if lo is not None else object(), start, end, kind)
     if c is not None:
         raise _denied(c[0], c[1], x.LOCKT4res)
+    elsewhere = store.shared_lock_conflict(fh.handle, start, end, kind)
+    if elsewhere is not None:
+        raise _denied_elsewhere(elsewhere, x.LOCKT4res)
     return x.LOCKT4res(x.NFS4_OK, None)
 
 

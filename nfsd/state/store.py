@@ -86,6 +86,9 @@ class StateStore(Clients):
         # How a delegation is recalled (the server sends CB_RECALL); set by the server.
         self.send_recall = lambda deleg: None
         self.unfinished = UnfinishedFiles(self)  # every file under construction
+        # Locks and share reservations of other servers sharing the storage (SharedLocks of a
+        # backend several frontends serve), told ours; None: this server is alone.
+        self.shared = None
         self.grace_until = None  # clock value when grace ends, or None
         self.reclaimers: set[bytes] = set()  # owners that held state before the restart
         self.events: list[tuple[str, str]] = []  # (kind, text) of recent lifecycle events
@@ -240,14 +243,20 @@ class StateStore(Clients):
     def open_file(self, owner: OpenOwner, fh: bytes, export, access: int, deny: int) -> OpenState:
         """Create or upgrade the open of `fh` by `owner`; bumps the stateid seqid."""
         self.check_share(fh, access, deny, owner)
-        self._record(owner.client)
         st = owner.opens.get(fh)
         if st is None:
             client = owner.client
             if len(client.states) >= self.max_opens_per_client:
                 # Open files (and lock/delegation states) per client are bounded.
                 raise NFS4Error(x.NFS4ERR_RESOURCE if client.minor == 0 else x.NFS4ERR_NOSPC)
-            st = OpenState(self.new_other(), owner, fh, export)
+        other = st.other if st is not None else self.new_other()
+        if self.shared is not None and not _shared(
+                self.shared.share, fh, other, (st.access if st else 0) | access,
+                (st.deny if st else 0) | deny):
+            raise NFS4Error(x.NFS4ERR_SHARE_DENIED)  # an open through another server
+        self._record(owner.client)
+        if st is None:
+            st = OpenState(other, owner, fh, export)
             owner.opens[fh] = st
             owner.client.states[st.other] = st
             self.states[st.other] = st
@@ -275,6 +284,8 @@ class StateStore(Clients):
     def downgrade(self, st: OpenState, access: int, deny: int):
         """OPEN_DOWNGRADE (`check_downgrade` first)."""
         self.check_downgrade(st, access, deny)
+        if self.shared is not None:
+            _shared(self.shared.share, st.fh, st.other, access, deny)
         st.access = access
         st.deny = deny
         st.access_modes = {m for m in st.access_modes if not m & ~access}
@@ -297,6 +308,8 @@ class StateStore(Clients):
         return None if v is None else v[0]
 
     def _drop_open(self, st: OpenState):
+        if self.shared is not None:
+            self.shared.release(st.fh, st.other)
         st.closed = True
         self.states.pop(st.other, None)
         st.owner.opens.pop(st.fh, None)
@@ -317,6 +330,8 @@ class StateStore(Clients):
             st.pin = None
 
     def _drop_lock(self, ls):
+        if self.shared is not None and ls.ranges:
+            self.shared.release(ls.fh, ls.other)
         ls.closed = True
         ls.ranges = []
         self.states.pop(ls.other, None)
@@ -437,11 +452,29 @@ class StateStore(Clients):
         return None
 
     def set_lock(self, ls: LockState, start: int, end: int, kind: int):
-        ls.ranges = L.set_lock(ls.ranges, start, end, kind)
+        """Grant a lock (the caller checked this server's own): None, or the (start, end,
+        write) of another server's lock in its way, and nothing changed."""
+        ranges = L.set_lock(ls.ranges, start, end, kind)
+        if self.shared is not None:
+            c = _shared(self.shared.lock, ls.fh, ls.other, _flat(ranges),
+                        (start, end, kind == L.WRITE))
+            if c is not None:
+                return c
+        ls.ranges = ranges
         ls.seqid = (ls.seqid + 1) & 0xFFFFFFFF or 1
+        return None
+
+    def shared_lock_conflict(self, fh: bytes, start: int, end: int, kind: int):
+        """LOCKT: another server's lock in the way, as (start, end, write), or None."""
+        if self.shared is None:
+            return None
+        return _shared(self.shared.test, fh, start, end, kind == L.WRITE)
 
     def unlock(self, ls: LockState, start: int, end: int):
-        ls.ranges = L.unlock(ls.ranges, start, end)
+        ranges = L.unlock(ls.ranges, start, end)
+        if self.shared is not None:
+            _shared(self.shared.lock, ls.fh, ls.other, _flat(ranges))
+        ls.ranges = ranges
         ls.seqid = (ls.seqid + 1) & 0xFFFFFFFF or 1
 
     # ------------------------------------------------------------------ 4.0 owner seqids
@@ -568,6 +601,23 @@ class StateStore(Clients):
         self._drop_lock(st)
         st.open.locks.pop(st.owner, None)
         return None
+
+
+def _shared(fn, *args):
+    """A call to the shared lock table, its failures as the NFS errors they mean (a database
+    that is down: NFS4ERR_DELAY)."""
+    from backend.interface import BackendError
+
+    from ..errors import status_of
+
+    try:
+        return fn(*args)
+    except BackendError as e:
+        raise NFS4Error(status_of(e)) from None
+
+
+def _flat(ranges) -> list:
+    return [(s, e, k == L.WRITE) for s, e, k in ranges]
 
 
 def _text(owner: bytes) -> str:

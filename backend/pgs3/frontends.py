@@ -1,0 +1,135 @@
+"""Frontends in the shared database: heartbeat, fencing, a dead peer's files, garbage
+collection, and what the server keeps with its storage (a mixin of `PgS3Backend`).
+
+Each frontend has a row: `epoch`, bumped every time it starts (and by a peer that declares it
+dead), and `heartbeat`, the database's clock at its last upkeep pass. Time is always the
+database's `now()`, never a frontend's clock.
+
+* Heartbeat (every upkeep pass, a few seconds): `heartbeat = now()` where the epoch is still
+  ours. No row updated means a peer declared us dead and fenced us: `Fenced` is raised and the
+  server stops serving (it must not answer for state it no longer owns).
+* Declaring a peer dead: its heartbeat is older than its lease plus its grace period; its epoch
+  is bumped (so its publishes fail the epoch check), its files under construction are retired
+  (never published; rule 7) and its locks and share reservations dropped.
+* A retired row nobody took back within `retire_after` is discarded: its inode (a new file), its
+  unfinished multipart upload (to the gc queue), the row.
+* gc: objects whose `not_before` passed are deleted from the object store (uploads aborted).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+
+from .. import interface as I
+
+log = logging.getLogger("nfsd.backend")
+
+
+class Frontends:
+    def _register_frontend(self) -> None:
+        with self.db.cursor() as cur:
+            cur.execute("INSERT INTO frontends (id, epoch, heartbeat, lease_s, grace_s, state) "
+                        "VALUES (%s, 1, now(), %s, %s, 'alive') ON CONFLICT (id) DO UPDATE SET "
+                        "epoch = frontends.epoch + 1, heartbeat = now(), lease_s = EXCLUDED.lease_s, "
+                        "grace_s = EXCLUDED.grace_s, state = 'alive' RETURNING epoch",
+                        (self.frontend, int(self.lease_time), int(self.grace_time)))
+            self.epoch = cur.fetchone()[0]
+        log.info("frontend %s started (epoch %d)", self.frontend, self.epoch)
+
+    def maintenance(self) -> None:
+        """Upkeep, from a worker thread every few seconds: heartbeat (Fenced if a peer declared
+        us dead), dead peers, retention, gc."""
+        if self._closed:
+            return
+        with self.db.cursor() as cur:
+            cur.execute("UPDATE frontends SET heartbeat = now() WHERE id = %s AND epoch = %s "
+                        "AND state = 'alive' RETURNING 1", (self.frontend, self.epoch))
+            if cur.fetchone() is None:
+                self.fenced = True
+                raise I.Fenced(f"frontend {self.frontend} was declared dead by a peer")
+        self._declare_dead()
+        self._expire_retired()
+        self._collect()
+
+    def _declare_dead(self) -> None:
+        with self.db.transaction() as cur:
+            cur.execute("UPDATE frontends SET epoch = epoch + 1, state = 'dead' WHERE id <> %s "
+                        "AND state = 'alive' AND heartbeat < now() - make_interval(secs => "
+                        "lease_s + grace_s) RETURNING id", (self.frontend,))
+            dead = [r[0] for r in cur.fetchall()]
+            for f in dead:
+                cur.execute("UPDATE staging SET state = 'retired', retired_at = now() "
+                            "WHERE frontend = %s AND state = 'active'", (f,))
+                cur.execute("DELETE FROM locks WHERE frontend = %s", (f,))
+                cur.execute("DELETE FROM shares WHERE frontend = %s", (f,))
+        for f in dead:
+            log.warning("frontend %s declared dead (no heartbeat for its lease and grace): its "
+                        "unfinished files are retired", f)
+
+    def _expire_retired(self) -> None:
+        with self.db.transaction() as cur:
+            cur.execute("DELETE FROM staging WHERE state = 'retired' AND retired_at < now() - "
+                        "make_interval(secs => %s) RETURNING id, inode, is_new, upload_key, "
+                        "upload_id", (self.retire_after,))
+            rows = cur.fetchall()
+            for sid, oid, is_new, key, upload in rows:
+                if upload:
+                    cur.execute("INSERT INTO gc (object_key, upload_id, not_before) VALUES "
+                                "(%s, %s, now())", (key, upload))
+                if is_new:
+                    cur.execute("DELETE FROM inodes WHERE id = %s AND staged = %s", (oid, sid))
+        for sid, *_ in rows:
+            log.info("retired file %s of a dead frontend not taken back within %ss: discarded",
+                     sid, self.retire_after)
+
+    def _collect(self, limit: int = 256) -> None:
+        """Delete what the gc queue says is due (each row after its object is gone)."""
+        with self.db.cursor() as cur:
+            cur.execute("SELECT id, object_key, upload_id FROM gc WHERE not_before <= now() "
+                        "ORDER BY id LIMIT %s", (limit,))
+            rows = cur.fetchall()
+        for gid, key, upload in rows:
+            try:
+                if upload:
+                    self.objects.abort(key, upload)
+                else:
+                    self.objects.delete(key)
+            except I.NotFound:
+                pass
+            with self.db.cursor() as cur:
+                cur.execute("DELETE FROM gc WHERE id = %s", (gid,))
+
+    # ---- what the server keeps with its storage
+    def client_records(self) -> "PgClientRecords":
+        return PgClientRecords(self.db, self.frontend)
+
+    def save_status(self, snapshot: dict) -> None:
+        with self.db.cursor() as cur:
+            cur.execute("INSERT INTO status (frontend, snapshot, updated) VALUES (%s, %s, now()) "
+                        "ON CONFLICT (frontend) DO UPDATE SET snapshot = EXCLUDED.snapshot, "
+                        "updated = now()", (self.frontend, json.dumps(snapshot)))
+
+
+class PgClientRecords(I.ClientRecords):
+    """Client incarnations holding state on one frontend (its grace after a restart)."""
+
+    def __init__(self, db, frontend: str):
+        self.db, self.frontend = db, frontend
+
+    def put_client(self, owner: bytes, verifier: bytes) -> None:
+        with self.db.cursor() as cur:
+            cur.execute("INSERT INTO clients (frontend, owner, verifier) VALUES (%s, %s, %s) "
+                        "ON CONFLICT (frontend, owner) DO UPDATE SET verifier = EXCLUDED.verifier",
+                        (self.frontend, bytes(owner), bytes(verifier)))
+
+    def delete_client(self, owner: bytes) -> None:
+        with self.db.cursor() as cur:
+            cur.execute("DELETE FROM clients WHERE frontend = %s AND owner = %s",
+                        (self.frontend, bytes(owner)))
+
+    def clients(self) -> list[tuple[bytes, bytes]]:
+        with self.db.cursor() as cur:
+            cur.execute("SELECT owner, verifier FROM clients WHERE frontend = %s ORDER BY owner",
+                        (self.frontend,))
+            return [(bytes(o), bytes(v)) for o, v in cur.fetchall()]
