@@ -14,8 +14,6 @@ import threading
 import time
 
 import pytest
-from hypothesis import HealthCheck, given, settings
-from hypothesis import strategies as hs
 
 from backend import interface as I
 from backend import local
@@ -56,6 +54,10 @@ def new_file(b, dir, name, data=b"", viewer=V1):
         s.write(0, data)
     b.publish(s)
     return s.handle
+
+
+def staged(b, dir, name, viewer=V1):
+    return b.create_staged(dir, name, viewer, 0o644, os.getuid(), os.getgid(), False, {})
 
 
 def read_all(b, h):
@@ -104,22 +106,6 @@ def test_explicit_state_dir_outside_export(tmp_path):
 
 
 # --------------------------------------------------------------------------- handles
-def test_handles_survive_restart(mk, b):
-    r = b.root()
-    d = b.mkdir(r, b"d", 0o755, None, None)
-    f = new_file(b, d, b"f", b"data")
-    fid = b.getattr(f).fileid
-    assert len(f) <= I.HANDLE_MAX
-    b.close()
-    b2 = mk()
-    assert b2.root() == r
-    assert b2.lookup(r, b"d") == d
-    assert b2.lookup(d, b"f") == f
-    assert b2.getattr(f).fileid == fid
-    assert read_all(b2, f) == b"data"
-    assert b2.parent(f) == d and b2.parent(d) == r and b2.parent(r) == r
-
-
 def test_handles_after_restart_resolve_without_lookup(mk, b):
     """Deep handle resolved cold (empty caches) through the hints alone."""
     h = b.root()
@@ -135,46 +121,11 @@ def test_handles_after_restart_resolve_without_lookup(mk, b):
     assert b2.parent(f) == chain[-1]
 
 
-def test_handle_survives_rename(b, export):
+def test_objects_removed_by_local_programs_are_stale(b, export):
     r = b.root()
-    d1 = b.mkdir(r, b"d1", 0o755, None, None)
-    d2 = b.mkdir(r, b"d2", 0o755, None, None)
-    f = new_file(b, d1, b"f", b"x")
-    b.rename(d1, b"f", d2, b"g")
-    assert b.lookup(d2, b"g") == f
-    assert b.parent(f) == d2
-    with pytest.raises(I.NotFound):
-        b.lookup(d1, b"f")
-    b.rename(r, b"d2", d1, b"sub")  # directory moved: its handle and its children keep working
-    assert b.lookup(d1, b"sub") == d2
-    assert read_all(b, f) == b"x"
-    assert b.parent(d2) == d1
-
-
-def test_handles_survive_rename_and_restart(mk, b):
-    r = b.root()
-    d = b.mkdir(r, b"d", 0o755, None, None)
-    f = new_file(b, d, b"f", b"x")
-    b.rename(d, b"f", r, b"moved")
-    b.rename(r, b"d", r, b"d-renamed")
-    b.close()
-    b2 = mk()
-    assert read_all(b2, f) == b"x"
-    assert b2.getattr(d).kind == I.Kind.DIR
-    assert b2.lookup(r, b"moved") == f
-
-
-def test_stale_after_delete(b, export):
-    r = b.root()
-    f = new_file(b, r, b"f", b"x")
     g = new_file(b, r, b"g", b"y")
     d = b.mkdir(r, b"d", 0o755, None, None)
-    b.remove(r, b"f")
-    with pytest.raises(I.Stale):
-        b.getattr(f)
-    with pytest.raises(I.Stale):
-        b.read(f, 0, 10)
-    os.unlink(export / "g")  # by a local program
+    os.unlink(export / "g")
     with pytest.raises(I.Stale):
         b.getattr(g)
     os.rmdir(export / "d")
@@ -185,8 +136,7 @@ def test_stale_after_delete(b, export):
     d = b.mkdir(r, b"d2", 0o755, None, None)
     b.getattr(d)
     os.rmdir(export / "d2")  # its fd is cached: operations in it still say Stale
-    for op in (lambda: b.mkdir(d, b"x", 0o755, None, None),
-               lambda: b.create_staged(d, b"x", V1, 0o644, None, None, False, {}),
+    for op in (lambda: b.mkdir(d, b"x", 0o755, None, None), lambda: staged(b, d, b"x"),
                lambda: b.lookup(d, b"x"), lambda: list(b.readdir(d, 0)), lambda: b.parent(d)):
         with pytest.raises(I.Stale):
             op()
@@ -262,22 +212,13 @@ def test_remove_then_restart_leaves_no_row(mk, b, export):
         mk().getattr(f)
 
 
-def test_hard_links_share_handle(b, export):
+def test_a_link_made_by_a_local_program_is_the_same_object(b, export):
     r = b.root()
-    d = b.mkdir(r, b"d", 0o755, None, None)
     f = new_file(b, r, b"a", b"x")
-    b.link(f, d, b"b")
-    assert b.lookup(d, b"b") == f
-    assert b.getattr(f).nlink == 2
-    os.link(export / "a", export / "c")  # local link: seen as the same object too
-    assert b.lookup(r, b"c") == f
+    os.link(export / "a", export / "c")
+    assert b.lookup(r, b"c") == f and b.getattr(f).nlink == 2
     b.remove(r, b"a")
-    assert b.getattr(f).fileid == b.getattr(b.lookup(d, b"b")).fileid
-    assert read_all(b, f) == b"x"
-    with pytest.raises(I.IsDir):
-        b.link(d, r, b"dirlink")
-    with pytest.raises(I.Exists):
-        b.link(f, r, b"c")
+    assert b.lookup(r, b"c") == f and read_all(b, f) == b"x"
 
 
 # --------------------------------------------------------------------------- namespace safety
@@ -299,51 +240,28 @@ def test_state_dir_hidden(b, export):
     assert (export / ".nfsd" / "handles.db").exists()
 
 
-@pytest.mark.parametrize("bad", [b"", b".", b"..", b"a/b", b"a\0b", b"/"])
-def test_invalid_names(b, bad):
-    r = b.root()
-    for op in (lambda: b.lookup(r, bad), lambda: b.mkdir(r, bad, 0o755, None, None),
-               lambda: b.remove(r, bad), lambda: b.rename(r, bad, r, b"x"),
-               lambda: b.create_staged(r, bad, V1, 0o644, None, None, False, {}),
-               lambda: b.symlink(r, bad, b"t", 0o777, None, None)):
-        with pytest.raises(I.InvalidName):
-            op()
-
-
-def test_name_too_long(b):
-    r = b.root()
-    b.mkdir(r, b"n" * 255, 0o755, None, None)
-    with pytest.raises(I.NameTooLong):
-        b.mkdir(r, b"n" * 256, 0o755, None, None)
-    with pytest.raises(I.NameTooLong):
-        b.lookup(r, b"n" * 256)
-
-
-def test_symlinks_are_never_followed(b, export):
+def test_symlinks_made_by_local_programs_are_never_followed(b, export):
+    """Links out of the export (to / and to /etc/passwd) are objects of their own: nothing is
+    looked up, listed, read, staged or changed through them."""
     r = b.root()
     os.symlink("/", export / "escape")
     os.symlink("/etc/passwd", export / "pw")
     h = b.lookup(r, b"escape")
-    assert b.getattr(h).kind == I.Kind.LNK
-    assert b.readlink(h) == b"/"
+    assert b.getattr(h).kind == I.Kind.LNK and b.readlink(h) == b"/"
     with pytest.raises(I.NotDir):
         b.lookup(h, b"etc")
     with pytest.raises(I.NotDir):
         list(b.readdir(h, 0))
+    with pytest.raises(I.NotDir):
+        staged(b, h, b"x")
     pw = b.lookup(r, b"pw")
     with pytest.raises(I.WrongType):
         b.read(pw, 0, 10)
-    with pytest.raises((I.WrongType, I.IsDir)):
+    with pytest.raises(I.WrongType):
         b.stage_version(pw, V1, False, {})
-    with pytest.raises((I.NotDir, I.WrongType)):
-        b.create_staged(h, b"x", V1, 0o644, None, None, False, {})
     mode = os.stat("/etc/passwd").st_mode
     b.setattr(pw, I.SetAttrs(mode=0o777))  # a no-op on the link; the target is untouched
     assert os.stat("/etc/passwd").st_mode == mode
-    s = b.symlink(r, b"mine", b"../../outside", 0o777, None, None)
-    assert b.readlink(s) == b"../../outside"
-    with pytest.raises(I.NotSymlink):
-        b.readlink(r)
 
 
 def test_other_file_system_inside_export_is_invisible(b, export):
@@ -363,58 +281,38 @@ def test_other_file_system_inside_export_is_invisible(b, export):
 
 
 # --------------------------------------------------------------------------- readdir
-def test_readdir_cookies_are_stable_and_resume_after_delete(b, export):
+def test_readdir_cookies_are_a_hash_of_the_name(b, export):
+    """So a cookie holds whatever else changes, across restarts too, and the directory needs no
+    verifier (always zeros)."""
     r = b.root()
     for i in range(50):
         (export / f"f{i:02}").write_bytes(b"")
     entries = list(b.readdir(r, 0))
-    cookies = [e.cookie for e in entries]
-    assert cookies == sorted(cookies) and min(cookies) > 2
-    assert sorted(e.name for e in entries) == sorted(os.fsencode(n) for n in os.listdir(export)
-                                                     if n != ".nfsd")
-    assert all(e.cookie == cookie_of(e.name) for e in entries)
-    mid = entries[20]
-    b.remove(r, mid.name)
-    (export / "zz-new").write_bytes(b"")
-    rest = [e.name for e in b.readdir(r, mid.cookie)]
-    expect = [e.name for e in entries[21:]]
-    assert [n for n in rest if n != b"zz-new"] == expect
+    assert len(entries) == 50 and all(e.cookie == cookie_of(e.name) for e in entries)
     assert b.dir_verifier(r) == bytes(8)
-    e0 = entries[0]
-    assert e0.handle == b.lookup(r, e0.name)
-    assert e0.attrs.fileid == b.getattr(e0.handle).fileid
 
 
-def test_readdir_cookies_survive_restart(mk, b, export):
-    r = b.root()
-    for i in range(20):
-        (export / f"x{i}").write_bytes(b"")
-    before = [(e.cookie, e.name, e.handle) for e in b.readdir(r, 0)]
-    b.close()
-    b2 = mk()
-    assert [(e.cookie, e.name, e.handle) for e in b2.readdir(r, 0)] == before
-
-
-def test_readdir_large_directory_in_chunks(b, export):
+def test_local_files_in_a_large_directory_get_handles_as_a_listing_is_read(b, export):
+    """1,000 entries no handle was made for yet, read in chunks past the largest look-ahead
+    batch (256): each once, each with a handle of its own."""
     d = export / "big"
     d.mkdir()
-    for i in range(10_000):
-        fd = os.open(d / f"entry-{i}", os.O_CREAT | os.O_WRONLY, 0o644)
-        os.close(fd)
+    for i in range(1000):
+        os.close(os.open(d / f"entry-{i}", os.O_CREAT | os.O_WRONLY, 0o644))
     dh = b.lookup(b.root(), b"big")
     got, cookie = [], 0
     while True:
         chunk = []
         for e in b.readdir(dh, cookie):
             chunk.append(e)
-            if len(chunk) == 500:
+            if len(chunk) == 100:
                 break
         if not chunk:
             break
         got.extend(chunk)
         cookie = chunk[-1].cookie
     assert sorted(e.name for e in got) == sorted(os.fsencode(n) for n in os.listdir(d))
-    assert len({e.handle for e in got}) == 10_000
+    assert len({e.handle for e in got}) == 1000
 
 
 def test_readdir_sees_local_changes(b, export):
@@ -527,295 +425,42 @@ def test_listing_memo_is_bounded_across_directories(mk, export, monkeypatch):
     assert kept(hs_[1]) == 2
 
 
-# --------------------------------------------------------------------------- transient files
-def test_transient_visible_only_to_its_viewer(b):
-    r = b.root()
-    s = b.create_staged(r, b"t", V1, 0o640, None, None, False, {"owner": 1})
-    s.write(0, b"12345")
-    assert b.lookup(r, b"t", V1) == s.handle
-    with pytest.raises(I.NotFound):
-        b.lookup(r, b"t", V2)
-    with pytest.raises(I.NotFound):
-        b.lookup(r, b"t")
-    assert names(b, r, V1) == [b"t"]
-    assert names(b, r, V2) == []
-    assert s.backend is b
-    a = b.getattr(s.handle, V1)
-    assert a.size == 5 and a.kind == I.Kind.REG and a.mode == 0o640
-    assert a.fileid == s.attrs().fileid
-    b.check(s.handle)  # a staged object is live
-    b.publish(s)
-    assert b.lookup(r, b"t", V2) == s.handle
-    assert b.getattr(s.handle).fileid == a.fileid
-    assert read_all(b, s.handle) == b"12345"
-    with pytest.raises(I.Invalid):
-        s.write(0, b"x")
-
-
-def test_transient_shadows_published_for_its_viewer(b):
-    r = b.root()
-    old = new_file(b, r, b"f", b"old")
-    s = b.create_staged(r, b"f", V1, 0o644, None, None, False, {})
-    assert b.lookup(r, b"f", V1) == s.handle
-    assert b.lookup(r, b"f", V2) == old
-    ents = list(b.readdir(r, 0, V1))
-    assert [(e.name, e.handle) for e in ents] == [(b"f", s.handle)]
-    s.write(0, b"new!")
-    b.publish(s)
-    assert b.lookup(r, b"f", V2) == s.handle
-    with pytest.raises(I.Stale):
-        b.getattr(old)
-    assert read_all(b, s.handle) == b"new!"
-
-
-def test_exclusive_create(b):
-    r = b.root()
-    s = b.create_staged(r, b"x", V1, 0o644, None, None, True, {}, verifier=b"12345678")
-    assert b.create_verifier(s.handle) == b"12345678"
-    with pytest.raises(I.Exists):
-        b.create_staged(r, b"x", V2, 0o644, None, None, True, {})
-    with pytest.raises(I.Exists):
-        b.mkdir(r, b"x", 0o755, None, None)
-    s2 = b.create_staged(r, b"x", V2, 0o644, None, None, False, {})  # unchecked: allowed
-    b.discard(s2)
-    b.publish(s)
-    assert b.create_verifier(s.handle) == b"12345678"
-    with pytest.raises(I.Exists):
-        b.create_staged(r, b"x", V2, 0o644, None, None, True, {})
-    d = b.mkdir(r, b"dir", 0o755, None, None)
-    with pytest.raises(I.IsDir):
-        b.create_staged(r, b"dir", V1, 0o644, None, None, False, {})
-    with pytest.raises(I.NotDir):
-        b.create_staged(s.handle, b"y", V1, 0o644, None, None, False, {})
-    assert d
-
-
-def test_exclusive_create_race(b):
-    r = b.root()
-    barrier = threading.Barrier(8)
-    results = []
-
-    def racer(i):
-        barrier.wait()
-        try:
-            results.append(b.create_staged(r, b"race", b"v%d" % i, 0o644, None, None, True, {}))
-        except I.Exists:
-            results.append(None)
-
-    threads = [threading.Thread(target=racer, args=(i,)) for i in range(8)]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join()
-    winners = [s for s in results if s is not None]
-    assert len(winners) == 1 and len(results) == 8
-
-
-def test_rename_transient_moves_target(b, export):
+# --------------------------------------------------------------------------- on-disk layout
+def test_the_export_directory_holds_exactly_what_is_published(b, export):
+    """A published file is a plain file at its path, as local programs see it; files under
+    construction, versions, and what was removed or discarded are not in the directory."""
     r = b.root()
     d = b.mkdir(r, b"d", 0o755, None, None)
-    s = b.create_staged(r, b"tmp", V1, 0o644, None, None, False, {})
+    s = staged(b, r, b"tmp")
     s.write(0, b"content")
+    assert sorted(os.listdir(export)) == [".nfsd", "d"]
     b.rename(r, b"tmp", d, b"final", V1)
-    with pytest.raises(I.NotFound):
-        b.lookup(r, b"tmp", V1)
-    assert b.lookup(d, b"final", V1) == s.handle
-    assert b.parent(s.handle) == d
     b.publish(s)
     assert (export / "d" / "final").read_bytes() == b"content"
-    assert not (export / "tmp").exists()
-
-
-def test_remove_transient_then_publish_is_gone(b, export):
-    r = b.root()
-    s = b.create_staged(r, b"t", V1, 0o644, None, None, False, {})
-    s.write(0, b"x")
-    b.remove(r, b"t", V1)
-    with pytest.raises(I.NotFound):
-        b.lookup(r, b"t", V1)
-    with pytest.raises(I.Gone):
-        b.publish(s)
-    assert not (export / "t").exists()
-    assert b.list_staged() == []
-    assert os.listdir(export / ".nfsd" / "staging") == []
-
-
-def test_discard_and_removed_target_dir(b, export):
-    r = b.root()
-    d = b.mkdir(r, b"d", 0o755, None, None)
-    s = b.create_staged(d, b"t", V1, 0o644, None, None, False, {})
-    b.discard(s)
-    with pytest.raises(I.Stale):
-        b.getattr(s.handle)
-    s = b.create_staged(d, b"t", V1, 0o644, None, None, False, {})
-    b.remove(r, b"d")  # the transient name does not keep the directory busy
-    with pytest.raises(I.Gone):
-        b.publish(s)
-    assert b.list_staged() == []
-
-
-# --------------------------------------------------------------------------- versions
-def test_version_publish_is_atomic_and_pins_old(b, export):
-    r = b.root()
-    f = new_file(b, r, b"f", b"version-1")
-    fid = b.getattr(f).fileid
-    change1 = b.getattr(f).change
-    pin = b.open_version(f)
-    s = b.stage_version(f, V1, False, {})
-    s.write(8, b"2, longer")
-    assert s.read(0, 100) == (b"version-2, longer", True)
-    assert b.getattr(f, V1).size == 17
-    assert b.getattr(f, V2).size == 9  # other viewers see the published version
-    assert read_all(b, f) == b"version-1"
-    b.publish(s)
-    assert read_all(b, f) == b"version-2, longer"
-    assert (export / "f").read_bytes() == b"version-2, longer"
-    a = b.getattr(f)
-    assert a.fileid == fid and a.change != change1
-    assert pin.read(0, 100) == (b"version-1", True)
-    assert pin.attrs().size == 9
-    pin.close()
-    assert b.list_staged() == []
-    pin = b.open_version(f)
-    b.remove(r, b"f")
-    assert pin.read(0, 7) == (b"version", False)  # PRESERVE_UNLINKED
-    pin.close()
-
-
-def test_last_publish_wins_and_truncating_version(b):
-    r = b.root()
-    f = new_file(b, r, b"f", b"base")
-    s1 = b.stage_version(f, V1, False, {})
-    s2 = b.stage_version(f, V2, True, {})
-    assert s2.size() == 0
-    s1.write(0, b"ONE!")
-    s2.write(0, b"two")
-    b.publish(s1)
-    assert read_all(b, f) == b"ONE!"
-    b.publish(s2)
-    assert read_all(b, f) == b"two"
-    changes = set()
-    for i in range(5):  # rapid publishes: change must move every time
-        s = b.stage_version(f, V1, True, {})
-        s.write(0, b"%d" % i)
-        b.publish(s)
-        changes.add(b.getattr(f).change)
-    assert len(changes) == 5
-
-
-def test_unwritten_version_publishes_nothing(b, export):
-    r = b.root()
-    f = new_file(b, r, b"f", b"same")
-    ino = os.stat(export / "f").st_ino
-    s = b.stage_version(f, V1, False, {})
-    assert b.getattr(f, V1).size == 4
-    b.publish(s)
-    assert os.stat(export / "f").st_ino == ino
-
-
-def test_version_of_removed_file_is_gone(b):
-    r = b.root()
-    f = new_file(b, r, b"f", b"x")
-    s = b.stage_version(f, V1, False, {})
-    s.write(0, b"y")
-    b.remove(r, b"f")
-    with pytest.raises(I.Gone):
-        b.publish(s)
-
-
-def test_version_follows_rename(b, export):
-    r = b.root()
-    f = new_file(b, r, b"f", b"x")
-    s = b.stage_version(f, V1, False, {})
-    s.write(1, b"yz")
-    b.rename(r, b"f", r, b"g")
-    b.publish(s)
-    assert (export / "g").read_bytes() == b"xyz"
-    assert not (export / "f").exists()
-
-
-def test_version_keeps_other_hard_links_old(b, export):
-    r = b.root()
     f = new_file(b, r, b"f", b"old")
     b.link(f, r, b"other")
-    s = b.stage_version(f, V1, True, {})
-    s.write(0, b"new")
-    b.publish(s)
-    assert (export / "f").read_bytes() == b"new"
-    assert (export / "other").read_bytes() == b"old"
-    assert b.lookup(r, b"f") == f
-    assert b.lookup(r, b"other") != f
-
-
-def test_cow_of_large_sparse_file(b, export):
-    size = 1 << 30
-    with open(export / "big", "wb") as fh:
-        fh.truncate(size)
-        fh.seek(5 << 20)
-        fh.write(b"island")
-    r = b.root()
-    f = b.lookup(r, b"big")
-    s = b.stage_version(f, V1, False, {})
-    assert s.size() == size
-    s.write(size - 3, b"END")
-    s.write(100, b"hello")
-    assert s.read(98, 9) == (b"\0\0hello\0\0", False)
-    assert s.read((5 << 20) - 1, 8) == (b"\0island\0", False)
-    assert s.read(size - 4, 100) == (b"\0END", True)
-    s.sync()
-    b.publish(s)
-    with open(export / "big", "rb") as fh:
-        fh.seek(98)
-        assert fh.read(9) == b"\0\0hello\0\0"
-        fh.seek(5 << 20)
-        assert fh.read(6) == b"island"
-        fh.seek(size - 3)
-        assert fh.read() == b"END"
-    st = os.stat(export / "big")
-    assert st.st_size == size and st.st_blocks * 512 < 64 << 20  # still sparse
-    assert b.read(f, size - 3, 10) == (b"END", True)
-
-
-MODEL_OPS = hs.lists(hs.one_of(
-    hs.tuples(hs.just("w"), hs.integers(0, 3000), hs.binary(min_size=1, max_size=700)),
-    hs.tuples(hs.just("t"), hs.integers(0, 3000), hs.just(b"")),
-    hs.tuples(hs.just("r"), hs.integers(0, 3200), hs.integers(0, 900)),
-), max_size=12)
-
-
-@settings(max_examples=60, deadline=None,
-          suppress_health_check=[HealthCheck.function_scoped_fixture])
-@given(base=hs.binary(max_size=2500), ops=MODEL_OPS, trunc=hs.booleans())
-def test_staging_matches_posix_model(tmp_path_factory, base, ops, trunc):
-    root = tmp_path_factory.mktemp("model")
-    b = LocalBackend(root / "e")
-    try:
-        f = new_file(b, b.root(), b"f", base) if base else new_file(b, b.root(), b"f")
-        s = b.stage_version(f, V1, trunc, {})
-        model = bytearray() if trunc else bytearray(base)
-        for op, a, arg in ops:
-            if op == "w":
-                if a > len(model):
-                    model.extend(bytes(a - len(model)))
-                model[a:a + len(arg)] = arg
-                assert s.write(a, memoryview(arg)) == len(arg)
-            elif op == "t":
-                if a > len(model):
-                    model.extend(bytes(a - len(model)))
-                else:
-                    del model[a:]
-                s.truncate(a)
-            else:
-                data, eof = s.read(a, arg)
-                assert data == bytes(model[a:a + arg])
-                assert eof == (a + arg >= len(model))
-            assert s.size() == len(model)
-        assert s.read(0, 10_000)[0] == bytes(model)
-        assert b.read(f, 0, 10_000)[0] == base  # unpublished
-        b.publish(s)
-        assert read_all(b, f) == bytes(model)
-    finally:
-        b.close()
+    v = b.stage_version(f, V1, False, {})
+    v.write(0, b"NEW")
+    assert (export / "f").read_bytes() == b"old"
+    b.rename(r, b"f", r, b"g")
+    b.publish(v)  # at the name it has now; the other link keeps the old file
+    assert (export / "g").read_bytes() == b"NEW" and (export / "other").read_bytes() == b"old"
+    ino = os.stat(export / "g").st_ino
+    b.publish(b.stage_version(f, V1, False, {}))  # wrote nothing: the same inode stays
+    assert os.stat(export / "g").st_ino == ino
+    b.setattr(f, I.SetAttrs(mode=0o604, mtime_ns=1_000_000_000_123))
+    st = os.stat(export / "g")
+    assert st.st_mode & 0o7777 == 0o604 and st.st_mtime_ns == 1_000_000_000_123
+    t = staged(b, r, b"t")
+    t.write(0, b"x")
+    t.sync()
+    u = staged(b, r, b"u")
+    b.remove(r, b"t", V1)
+    with pytest.raises(I.Gone):
+        b.publish(t)
+    b.discard(u)
+    assert sorted(os.listdir(export)) == [".nfsd", "d", "g", "other"]
+    assert staging_files(export) == []
 
 
 # --------------------------------------------------------------------------- group commit
@@ -916,43 +561,6 @@ def test_a_failed_shared_fsync_fails_every_caller_it_covered(tmp_path):
 
 
 # --------------------------------------------------------------------------- restart / crash
-def test_restart_recovers_synced_staging(mk, b):
-    r = b.root()
-    s = b.create_staged(r, b"new", V1, 0o600, None, None, True, {"client": "c1", "seq": 3},
-                        verifier=b"VVVVVVVV")
-    s.write(0, b"synced data")
-    s.set_record({"client": "c1", "seq": 4})
-    s.sync()
-    f = new_file(b, r, b"old", b"0123456789")
-    v = b.stage_version(f, V2, False, {"client": "c2"})
-    v.write(2, b"ab")
-    v.sync()
-    v.record["lock"] = [1, 2]  # changed in place: sync() notices
-    v.sync()
-    b.close()  # no publish: like a crash, as far as staging goes
-
-    b2 = mk()
-    staged = {x.handle: x for x in b2.list_staged()}
-    assert set(staged) == {s.handle, f}
-    n = staged[s.handle]
-    assert n.is_new and n.viewer == V1 and n.record == {"client": "c1", "seq": 4}
-    assert n.read(0, 100) == (b"synced data", True)
-    assert b2.lookup(r, b"new", V1) == s.handle
-    with pytest.raises(I.NotFound):
-        b2.lookup(r, b"new", V2)
-    with pytest.raises(I.Exists):  # the exclusive reservation survived
-        b2.create_staged(r, b"new", V2, 0o644, None, None, True, {})
-    assert b2.create_verifier(s.handle) == b"VVVVVVVV"
-    w = staged[f]
-    assert not w.is_new and w.record == {"client": "c2", "lock": [1, 2]} and w.quarantined is None
-    assert w.read(0, 100) == (b"01ab456789", True)
-    b2.publish(n)
-    b2.publish(w)
-    assert read_all(b2, s.handle) == b"synced data"
-    assert read_all(b2, f) == b"01ab456789"
-    assert b2.list_staged() == [] and b2.problems() == []
-
-
 def test_recovered_version_with_changed_base_is_quarantined(mk, b, export):
     r = b.root()
     f = new_file(b, r, b"f", b"0123456789")
@@ -1092,84 +700,13 @@ def test_local_changes_are_visible(b, export):
     assert b.lookup(r, b"d2") == d
 
 
-# --------------------------------------------------------------------------- namespace ops
-def test_namespace_operations(b, export):
-    r = b.root()
-    d = b.mkdir(r, b"d", 0o750, None, None)
-    assert b.getattr(d).mode == 0o750
-    sub = b.mkdir(d, b"sub", 0o755, None, None)
-    new_file(b, sub, b"f", b"x")
-    with pytest.raises(I.Exists):
-        b.mkdir(r, b"d", 0o755, None, None)
-    with pytest.raises(I.NotEmpty):
-        b.remove(d, b"sub")
-    empty = b.mkdir(r, b"empty", 0o755, None, None)
-    with pytest.raises(I.NotEmpty):
-        b.rename(r, b"empty", r, b"d")
-    b.rename(d, b"sub", r, b"empty")  # over an empty directory: fine
-    with pytest.raises(I.Stale):
-        b.getattr(empty)
-    assert b.lookup(r, b"empty") == sub
-    f = new_file(b, r, b"file", b"1")
-    with pytest.raises(I.NotDir):
-        b.rename(r, b"empty", r, b"file")
-    with pytest.raises(I.IsDir):
-        b.rename(r, b"file", r, b"d")
-    with pytest.raises(I.Invalid):
-        b.rename(r, b"d", d, b"inside")
-    with pytest.raises(I.NotFound):
-        b.remove(r, b"nope")
-    with pytest.raises(I.NotDir):
-        b.lookup(f, b"x")
-    b.rename(r, b"file", r, b"file")
-    assert b.lookup(r, b"file") == f
-    fifo = b.mknod(r, b"fifo", I.Kind.FIFO, (0, 0), 0o640, None, None)
-    assert b.getattr(fifo).kind == I.Kind.FIFO and b.getattr(fifo).mode == 0o640
-    sock = b.mknod(r, b"sock", I.Kind.SOCK, (0, 0), 0o600, None, None)
-    assert b.getattr(sock).kind == I.Kind.SOCK
-    try:
-        chr_ = b.mknod(r, b"null", I.Kind.CHR, (1, 3), 0o666, None, None)
-        assert b.getattr(chr_).rdev == (1, 3)
-    except I.Permission:
-        pass
-    with pytest.raises(I.WrongType):
-        b.mknod(r, b"reg", I.Kind.REG, (0, 0), 0o644, None, None)
-    with pytest.raises(I.WrongType):
-        b.read(fifo, 0, 1)
-    with pytest.raises(I.IsDir):
-        b.read(d, 0, 1)
-    b.remove(r, b"fifo")
-    with pytest.raises(I.Stale):
-        b.getattr(fifo)
-    st = b.statfs(r)
-    assert st.space_total > 0 and st.maxname == 255
-
-
-def test_setattr_and_owner(b, export):
-    r = b.root()
-    f = new_file(b, r, b"f", b"x")
-    a = b.setattr(f, I.SetAttrs(mode=0o604, mtime_ns=1_000_000_000_123))
-    assert a.mode == 0o604 and a.mtime_ns == 1_000_000_000_123
-    assert os.stat(export / "f").st_mode & 0o7777 == 0o604
-    d = b.mkdir(r, b"d", 0o755, None, None)
-    assert b.setattr(d, I.SetAttrs(mode=0o711)).mode == 0o711
-    s = b.stage_version(f, V1, False, {})
-    s.write(0, b"y")
-    b.setattr(f, I.SetAttrs(mode=0o640))  # applies to the staging too: survives the publish
-    b.publish(s)
-    assert b.getattr(f).mode == 0o640
-    if os.geteuid() == 0:
-        h = b.mkdir(r, b"owned", 0o755, 1234, 5678)
-        a = b.getattr(h)
-        assert (a.uid, a.gid) == (1234, 5678)
-        t = b.create_staged(r, b"t", V1, 0o644, 4321, 8765, False, {})
-        assert (t.attrs().uid, t.attrs().gid) == (4321, 8765)
-        b.publish(t)
-        assert os.stat(export / "t").st_uid == 4321
-        assert b.setattr(h, I.SetAttrs(uid=42)).uid == 42
-    else:
-        h = b.mkdir(r, b"owned", 0o755, 1234, 5678)  # not root: ignored silently
-        assert b.getattr(h).uid == os.geteuid()
+# --------------------------------------------------------------------------- owners, settings, kernel features
+@pytest.mark.skipif(os.geteuid() == 0, reason="root gives new objects the owner asked for")
+def test_owners_asked_for_are_ignored_unless_root(b):
+    h = b.mkdir(b.root(), b"owned", 0o755, 1234, 5678)
+    assert b.getattr(h).uid == os.geteuid()
+    t = b.create_staged(b.root(), b"t", V1, 0o644, 4321, 8765, False, {})
+    assert t.attrs().uid == os.geteuid()
 
 
 def test_read_cache_sees_new_versions(b, export):
@@ -1204,29 +741,6 @@ def test_local_directory_moves(b, export):
     assert read_all(b, f) == b"1"
 
 
-def test_remove_takes_transient_and_published_name(b, export):
-    r = b.root()
-    new_file(b, r, b"f", b"published")
-    s = b.create_staged(r, b"f", V1, 0o644, None, None, False, {})
-    b.remove(r, b"f", V1)
-    assert not (export / "f").exists()
-    with pytest.raises(I.Gone):
-        b.publish(s)
-
-
-def test_version_getattr_before_and_after_write(b):
-    r = b.root()
-    f = new_file(b, r, b"f", b"abc")
-    before = b.getattr(f)
-    s = b.stage_version(f, V1, False, {})
-    assert b.getattr(f, V1) == before  # nothing written yet: the published attributes
-    s.write(3, b"d")
-    a = b.getattr(f, V1)
-    assert a.size == 4 and a.fileid == before.fileid
-    b.discard(s)
-    assert b.getattr(f, V1) == b.getattr(f)
-
-
 def test_non_durable_mode(mk):
     b = mk(durable=False)
     h = new_file(b, b.root(), b"f", b"quick")
@@ -1257,40 +771,6 @@ def test_without_birth_time(mk, monkeypatch, export):
     b.remove(d, b"f")
     with pytest.raises(I.Stale):
         b.getattr(f)
-
-
-def test_readers_never_see_partial_versions(b):
-    """Worker threads read while versions are published: every read is one whole version."""
-    r = b.root()
-    size = 256 << 10
-    f = new_file(b, r, b"f", b"\x00" * size)
-    stop = threading.Event()
-    bad = []
-
-    def reader():
-        while not stop.is_set():
-            data, eof = b.read(f, 0, size)
-            if len(data) != size or len(set(data)) != 1:
-                bad.append((len(data), sorted(set(data))[:4]))
-
-    threads = [threading.Thread(target=reader) for _ in range(3)]
-    for t in threads:
-        t.start()
-    try:
-        for i in range(1, 25):
-            s = b.stage_version(f, V1, i % 2 == 0, {})
-            if i % 2:  # overwrite in two halves (copy-on-write base in between)
-                s.write(0, bytes([i]) * (size // 2))
-                s.write(size // 2, bytes([i]) * (size // 2))
-            else:
-                s.write(0, bytes([i]) * size)
-            b.publish(s)
-    finally:
-        stop.set()
-        for t in threads:
-            t.join()
-    assert bad == []
-    assert read_all(b, f) == bytes([24]) * size
 
 
 def test_reflink_path(b, export, monkeypatch):
@@ -1326,108 +806,6 @@ def test_reflink_path(b, export, monkeypatch):
 
 
 # --------------------------------------------------------------------------- space, holes, xattrs
-CH = 64 * 1024  # many blocks: holes are exact on every file system
-
-SPACE_OPS = hs.lists(hs.one_of(
-    hs.tuples(hs.just("w"), hs.integers(0, 8), hs.integers(1, 2)),
-    hs.tuples(hs.just("t"), hs.integers(0, 8), hs.just(0)),
-    hs.tuples(hs.just("a"), hs.integers(0, 8), hs.integers(1, 3)),
-    hs.tuples(hs.just("d"), hs.integers(0, 8), hs.integers(1, 3)),
-), max_size=10)
-
-
-@settings(max_examples=40, deadline=None,
-          suppress_health_check=[HealthCheck.function_scoped_fixture])
-@given(base=hs.lists(hs.booleans(), max_size=6), ops=SPACE_OPS)
-def test_allocate_deallocate_seek_match_a_model(tmp_path_factory, base, ops):
-    """In chunks: base data chunks (True) and holes, then writes, truncates, allocates and
-    punched holes on a copy-on-write version; reads and SEEK agree with the model."""
-    root = tmp_path_factory.mktemp("space")
-    b = LocalBackend(root / "e")
-    try:
-        with open(root / "e" / "f", "wb") as out:
-            out.truncate(len(base) * CH)
-            for i, full in enumerate(base):
-                if full:
-                    out.seek(i * CH)
-                    out.write(bytes([65 + i]) * CH)
-        f = b.lookup(b.root(), b"f")
-        s = b.stage_version(f, V1, False, {})
-        model = bytearray().join(bytes([65 + i]) * CH if full else bytes(CH)
-                                 for i, full in enumerate(base))
-        for op, at, n in ops:
-            a, e = at * CH, (at + n) * CH
-            if op == "w":
-                model.extend(bytes(max(0, e - len(model))))
-                model[a:e] = b"w" * (e - a)
-                s.write(a, b"w" * (e - a))
-            elif op == "t":
-                model.extend(bytes(max(0, a - len(model))))
-                del model[a:]
-                s.truncate(a)
-            elif op == "a":
-                model.extend(bytes(max(0, e - len(model))))
-                s.allocate(a, e - a)
-            else:
-                model[a:min(e, len(model))] = bytes(max(0, min(e, len(model)) - a))
-                s.deallocate(a, e - a)
-            assert s.size() == len(model)
-        assert s.read(0, len(model) + 1)[0] == bytes(model)
-        for at in range(0, len(model) + CH, CH // 2):
-            if at >= len(model):
-                for what in I.Content:
-                    with pytest.raises(I.PastEnd):
-                        s.seek(at, what)
-                continue
-            d, eof = s.seek(at, I.Content.DATA)
-            assert not any(model[at:d]) and eof == (d == len(model))  # skipped only zeros
-            assert d == len(model) or d % CH == 0 or d == at
-            h, eof = s.seek(at, I.Content.HOLE)
-            assert at <= h <= len(model) and eof == (h == len(model))
-            assert h == len(model) or not model[h]  # a hole reads as zeros
-        b.publish(s)
-        assert read_all(b, f) == bytes(model)
-        assert (root / "e" / "f").read_bytes() == bytes(model)
-    finally:
-        b.close()
-
-
-def test_punched_range_of_a_version_is_not_copied_at_publish(b, export):
-    with open(export / "f", "wb") as out:
-        out.write(b"x" * (4 * CH))
-    f = b.lookup(b.root(), b"f")
-    s = b.stage_version(f, V1, False, {})
-    s.deallocate(CH, 2 * CH)
-    assert s.read(0, 4 * CH)[0] == b"x" * CH + bytes(2 * CH) + b"x" * CH
-    assert s.seek(0, I.Content.HOLE) == (CH, False)
-    assert s.seek(CH, I.Content.DATA) == (3 * CH, False)
-    assert b.seek(f, CH, I.Content.DATA) == (CH, False)  # the published version is whole
-    b.publish(s)
-    assert (export / "f").read_bytes() == b"x" * CH + bytes(2 * CH) + b"x" * CH
-    with open(export / "f", "rb") as fh:
-        assert os.lseek(fh.fileno(), 0, os.SEEK_HOLE) == CH
-    assert os.stat(export / "f").st_size == 4 * CH
-
-
-def test_seek_published_and_pinned_versions(b, export):
-    with open(export / "s", "wb") as out:
-        out.truncate(3 * CH)
-        out.seek(CH)
-        out.write(b"d" * CH)
-    r = b.root()
-    f = b.lookup(r, b"s")
-    assert b.seek(f, 0, I.Content.DATA) == (CH, False)
-    assert b.seek(f, CH, I.Content.HOLE) == (2 * CH, False)
-    assert b.seek(f, 2 * CH, I.Content.DATA) == (3 * CH, True)
-    with pytest.raises(I.PastEnd):
-        b.seek(f, 3 * CH, I.Content.HOLE)
-    with b.open_version(f) as v:
-        b.remove(r, b"s")
-        with pytest.raises(I.Stale):
-            b.seek(f, 0, I.Content.DATA)
-        assert v.seek(0, I.Content.DATA) == (CH, False)  # removed while open: still readable
-
-
 def test_allocate_and_deallocate_need_a_supporting_file_system(b, monkeypatch):
     from backend import local
     f = new_file(b, b.root(), b"f", b"data")
@@ -1457,53 +835,23 @@ def xb(b, export):
     return b
 
 
-def test_xattrs_in_the_user_namespace(xb, export):
+def test_extended_attributes_are_the_files_user_attributes(xb, export):
+    """A published object's attribute k is its file's user.k; a new version's file carries the
+    published version's as they are at publish, and nothing else."""
     b = xb
     r = b.root()
     f = new_file(b, r, b"f", b"x")
-    assert b.statfs(r).xattrs
-    with pytest.raises(I.NoXattr):
-        b.getxattr(f, b"k")
-    before, after = b.setxattr(f, b"k", b"v", I.XattrHow.CREATE)
-    assert after > before and b.getattr(f).change == after
+    b.setxattr(f, b"k", b"v")
     assert os.getxattr(export / "f", "user.k") == b"v"
-    with pytest.raises(I.Exists):
-        b.setxattr(f, b"k", b"w", I.XattrHow.CREATE)
-    with pytest.raises(I.NoXattr):
-        b.setxattr(f, b"missing", b"w", I.XattrHow.REPLACE)
-    b.setxattr(f, b"k", b"w", I.XattrHow.REPLACE)
-    b.setxattr(f, b"a", b"")
-    assert b.listxattr(f) == [b"a", b"k"] and b.getxattr(f, b"k") == b"w"
-    b.removexattr(f, b"a")
-    with pytest.raises(I.NoXattr):
-        b.removexattr(f, b"a")
-    with pytest.raises(I.NameTooLong):
-        b.setxattr(f, b"n" * 251, b"v")
-    with pytest.raises(I.Invalid):
-        b.getxattr(f, b"")
-    with pytest.raises(I.XattrTooBig):
-        b.setxattr(f, b"big", bytes(I.XATTR_SIZE_MAX + 1))
+    os.setxattr(export / "f", "user.local", b"1")  # set by a local program
+    assert b.listxattr(f) == [b"k", b"local"]
     d = b.mkdir(r, b"d", 0o755, None, None)
     b.setxattr(d, b"k", b"dir")
-    assert os.getxattr(export / "d", "user.k") == b"dir" and b.listxattr(d) == [b"k"]
-    os.symlink("f", export / "l")
-    ln = b.lookup(r, b"l")
-    assert b.listxattr(ln) == []  # the link itself, never its target
-    with pytest.raises(I.NoXattr):
-        b.getxattr(ln, b"k")
-
-
-def test_xattrs_of_transient_files_and_versions(xb, export):
-    b = xb
-    r = b.root()
-    t = b.create_staged(r, b"t", V1, 0o644, None, None, False, {})
+    assert os.getxattr(export / "d", "user.k") == b"dir"
+    t = staged(b, r, b"t")
     b.setxattr(t.handle, b"k", b"staged", viewer=V1)
-    assert b.getxattr(t.handle, b"k", V1) == b"staged"
-    with pytest.raises(I.Stale):
-        b.getxattr(t.handle, b"k", V2)
     b.publish(t)
     assert os.getxattr(export / "t", "user.k") == b"staged"
-    # A version takes the published version's attributes as they are at publish.
     s = b.stage_version(t.handle, V1, False, {})
     s.write(0, b"new")
     b.setxattr(t.handle, b"later", b"1")
