@@ -270,6 +270,10 @@ def test_staging_objects_cannot_be_used_once_finished(backend):
         with pytest.raises(I.Invalid):
             op()
     backend.discard(s)  # discarding a finished one does nothing
+    n = staged(backend, r, b"n")
+    backend.publish(n)
+    with pytest.raises(I.Invalid):  # a new file too, once published
+        n.write(0, b"x")
     t = staged(backend, r, b"t")
     backend.discard(t)
     with pytest.raises(I.Invalid):
