@@ -282,7 +282,7 @@ def test_server_checkpoints_the_handle_database_in_the_background(tmp_path, harn
     """Handles recorded by LOOKUPs reach the database file through the server's periodic
     upkeep (handed to the worker pool by the housekeeping tick), not through checkpoints on
     the request path. On the harness (a LocalBackend on a fake clock) the tick is a step."""
-    from test_backend_local import _names_in_main_file
+    from backend_local_util import names_in_main_file
 
     export = tmp_path / "e"
     export.mkdir()
@@ -295,8 +295,8 @@ def test_server_checkpoints_the_handle_database_in_the_background(tmp_path, harn
     db = export / ".nfsd" / "handles.db"
     scratch = tmp_path / "scratch"
     scratch.mkdir()
-    assert not {b"h0", b"h49"} & _names_in_main_file(db, scratch)  # not on the request path
+    assert not {b"h0", b"h49"} & names_in_main_file(db, scratch)  # not on the request path
     ran = h.reactor.getThreadPool().ran
     h.advance(1)  # one tick: the upkeep runs in the pool
     assert h.reactor.getThreadPool().ran > ran
-    assert {b"h0", b"h49"} <= _names_in_main_file(db, scratch)
+    assert {b"h0", b"h49"} <= names_in_main_file(db, scratch)

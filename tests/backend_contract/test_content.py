@@ -114,6 +114,7 @@ def check_seek(seek, model):
             continue
         d, eof = seek(at, I.Content.DATA)
         assert at <= d <= len(model) and not any(model[at:d])  # skipped only zeros
+        assert d in (at, len(model)) or d % CH == 0  # data starts where a chunk does
         assert eof == (d == len(model))
         h, eof = seek(at, I.Content.HOLE)
         assert at <= h <= len(model) and eof == (h == len(model))
@@ -147,8 +148,11 @@ def test_read_needs_a_published_regular_file(backend):
     r = backend.root()
     d = mkdir(backend, r, b"d")
     t = staged(backend, r, b"t")
+    ln = backend.symlink(r, b"l", b"d", 0o777, None, None)
     with pytest.raises(I.IsDir):
         backend.read(d, 0, 1)
+    with pytest.raises(I.WrongType):  # never followed
+        backend.read(ln, 0, 1)
     with pytest.raises(I.IsDir):
         backend.seek(d, 0, I.Content.DATA)
     with pytest.raises(I.Invalid):  # under construction: read through the staging object
@@ -204,12 +208,27 @@ def test_a_large_sparse_file_takes_a_small_change_cheaply(backend):
     assert v.read(98, 9) == (b"\0\0hello\0\0", False)
     assert v.read((5 << 20) - 1, 8) == (b"\0island\0", False)
     assert v.read(size - 4, 100) == (b"\0END", True)
+    v.sync()
     backend.publish(v)
     assert backend.read(f, 98, 9) == (b"\0\0hello\0\0", False)
     assert backend.read(f, 5 << 20, 6) == (b"island", False)
     assert backend.read(f, size - 3, 10) == (b"END", True)
     a = backend.getattr(f)
     assert a.size == size and a.used < 64 << 20  # still sparse
+
+
+def test_a_read_that_must_not_wait_gives_what_a_read_gives(backend):
+    """`read(nowait=True)` answers as `read` does, or says WouldBlock (never a short read)."""
+    data = bytes(range(256)) * (12 << 10)  # 3 MiB
+    f = fresh(backend, data)
+    for off, count in ((4096, 8192), (len(data) - 10, 100), (len(data) + 5, 100),
+                       (0, len(data))):
+        try:
+            got = backend.read(f, off, count, nowait=True)
+        except I.WouldBlock:
+            continue
+        assert (bytes(got[0]), got[1]) == backend.read(f, off, count)
+        assert got[0] == data[off:off + count]
 
 
 # --------------------------------------------------------------------------- space and holes

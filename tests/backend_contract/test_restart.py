@@ -45,6 +45,7 @@ def test_unfinished_staging_objects_come_back_with_their_records(backend, reopen
     ids = {s.handle: s.id, f: v.id}
 
     b2 = reopen(backend)
+    assert b2.problems() == []  # every record was readable
     got = {x.handle: x for x in b2.list_staged()}
     assert set(got) == {s.handle, f}
     n, w = got[s.handle], got[f]

@@ -40,6 +40,9 @@ def test_a_viewers_new_file_shadows_the_published_one(backend):
     old = new_file(backend, r, b"f", b"old")
     s = staged(backend, r, b"f")
     assert backend.lookup(r, b"f", V1) == s.handle and backend.lookup(r, b"f", V2) == old
+    listed = [(e.name, e.handle) for e in backend.readdir(r, 0, V1)]
+    assert listed == [(b"f", s.handle)]  # once: the published file is not listed too
+    assert [(e.name, e.handle) for e in backend.readdir(r, 0, V2)] == [(b"f", old)]
     s.write(0, b"new!")
     assert read_all(backend, old) == b"old"
     backend.publish(s)
@@ -171,6 +174,7 @@ def test_a_version_is_private_until_published_and_keeps_the_handle(backend):
     s.write(8, b"2, longer")
     assert s.dirty and s.read(0, 100) == (b"version-2, longer", True)
     assert backend.getattr(f, V1).size == 17 and backend.getattr(f, V2).size == 9
+    assert backend.getattr(f, V1).fileid == a1.fileid
     assert backend.lookup_attrs(r, b"f", V1)[1].size == 17
     assert read_all(backend, f) == b"version-1"  # readers see the published version
     backend.publish(s)
@@ -266,6 +270,10 @@ def test_staging_objects_cannot_be_used_once_finished(backend):
         with pytest.raises(I.Invalid):
             op()
     backend.discard(s)  # discarding a finished one does nothing
+    n = staged(backend, r, b"n")
+    backend.publish(n)
+    with pytest.raises(I.Invalid):  # a new file too, once published
+        n.write(0, b"x")
     t = staged(backend, r, b"t")
     backend.discard(t)
     with pytest.raises(I.Invalid):
@@ -317,7 +325,7 @@ def test_discard(backend):
         backend.getattr(t.handle)
     with pytest.raises(I.NotFound):
         backend.lookup(r, b"t", V1)
-    assert read_all(backend, f) == b"kept" and backend.getattr(f, V1).size == 4
+    assert read_all(backend, f) == b"kept" and backend.getattr(f, V1) == backend.getattr(f)
     assert backend.list_staged() == []
 
 
