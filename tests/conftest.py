@@ -172,3 +172,33 @@ def leased_server(export, reactor_thread):
         srv.stop()
     for srv in started:
         srv.check()
+
+
+# ---------------------------------------------------------------- PostgreSQL and S3 (scale-out)
+_services = None
+
+
+@pytest.fixture(scope="session")
+def services():
+    """A real PostgreSQL and a real S3 endpoint (moto) for the session (tests/services.py);
+    skips with the reason where they cannot run, fails instead with NFSD_SCALE_TESTS=require."""
+    global _services
+    import os
+
+    from services import Services, missing
+
+    why = missing()
+    if why:
+        if os.environ.get("NFSD_SCALE_TESTS") == "require":
+            pytest.fail(why)
+        pytest.skip(why)
+    if _services is None:
+        _services = Services()
+    yield _services
+
+
+def pytest_sessionfinish(session, exitstatus):
+    global _services
+    if _services is not None:
+        _services.close()
+        _services = None

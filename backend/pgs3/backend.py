@@ -51,6 +51,7 @@ class PgS3Backend(Namespace, Content, Frontends, I.Backend):
         self._stagings = {}
         self._by_oid = {}
         self._transient = {}
+        self._versions = {}  # version id -> chunks.Base (versions never change)
         meta = self._meta()
         if int(meta.get("version", 0)) != VERSION:
             raise ValueError(f"{meta_url}: schema version {meta.get('version')}, this server "
@@ -59,6 +60,7 @@ class PgS3Backend(Namespace, Content, Frontends, I.Backend):
             raise ValueError(f"{meta_url} keeps its contents in {meta.get('data')}, not "
                              f"{data_url}")
         self.identity = bytes.fromhex(meta["identity"])
+        self.chunk = int(meta["chunk"])
         self.objects = ObjectStore(data_url, endpoint)
         self.cache = BlockCache(cache_bytes)
         self.locks = PgSharedLocks(self)

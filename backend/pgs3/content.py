@@ -9,36 +9,63 @@ frontend's at its current epoch (a frontend declared dead publishes nothing), pu
 gc queue and moves the directory's `change`.
 
 Reads of published versions come from the block cache on the event loop, or raise WouldBlock
-and are fetched from the object store in a worker thread.
+and are fetched from the object store in a worker thread. Versions never change, so their chunk
+maps are cached by version id (`_versions`).
 """
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 import time
 
 from .. import interface as I
+from . import chunks
+from .chunks import Base, read_range
 from .namespace import DIR, ICOLS, REG, attrs_of, check_name
 from .staging import PgStaging
 
 
 class PgVersion:
-    """A published version pinned for reading (an open keeps it after REMOVE/RENAME over)."""
+    """A published version pinned for reading (an open keeps it after REMOVE/RENAME over; its
+    objects outlive the version by two leases, see gc)."""
 
-    def __init__(self, backend, key, inline, size, attrs):
-        self._backend, self.key, self.inline, self.size, self._attrs = \
-            backend, key, inline, size, attrs
+    def __init__(self, backend, oid: int, base: Base, attrs):
+        self._backend, self.oid, self.base, self._attrs = backend, oid, base, attrs
+        self._closed = False
 
     def read(self, offset: int, count: int, nowait: bool = False) -> tuple[bytes, bool]:
-        data = self._backend.read_base((self.key, self.inline, self.size), offset, count, nowait)
-        return data, offset + len(data) >= self.size
+        if self._closed:
+            raise I.Invalid("closed")
+        data = read_range(self._backend, self.base, offset, count, nowait)
+        return data, offset + len(data) >= self.base.size
+
+    def seek(self, offset: int, what) -> tuple[int, bool]:
+        b = self.base
+        return chunks.seek(chunks.data_ranges(b, self._backend.chunk, offset, b.size), offset,
+                           b.size, what)
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.close()
 
     def attrs(self) -> I.Attrs:
+        """Its attributes; no link any more once removed or replaced by a newer version."""
+        try:
+            with self._backend.db.cursor() as cur:
+                cur.execute("SELECT version FROM inodes WHERE id = %s", (self.oid,), prepare=True)
+                row = cur.fetchone()
+        except I.Unavailable:
+            return self._attrs
+        if row is None or row[0] != self.base.vid:
+            return dataclasses.replace(self._attrs, nlink=0, memo=None)
         return self._attrs
 
     def close(self) -> None:
-        pass
+        self._closed = True
 
 
 class Content:
@@ -68,9 +95,10 @@ class Content:
                 del self._transient[s.target]
 
     def _view(self, oid: int, viewer):
-        """The newest version `viewer` is writing of `oid` on this frontend, else None."""
+        """The newest version `viewer` is writing of `oid` on this frontend and has changed,
+        else None (an unchanged version shows the published attributes)."""
         for s in reversed(self._by_oid.get(oid, ())):
-            if s.viewer == viewer and not s.gone:
+            if s.viewer == viewer and not s.gone and (s.is_new or s.dirty):
                 return s
         return None
 
@@ -101,6 +129,7 @@ class Content:
             if other is not None and other is not s:
                 self._release_name(other)
             cur.execute("UPDATE staging SET dir = %s, name = %s WHERE id = %s", (d, name, s.sid))
+            cur.execute("UPDATE inodes SET parent = %s, name = %s WHERE id = %s", (d, name, s.oid))
         self._untarget(s)
         s.target = (d, name)
         self._transient.setdefault(s.target, []).append(s)
@@ -142,10 +171,10 @@ class Content:
                         "nextval('cookie_seq')")
             oid, sid, cookie = cur.fetchone()
             cur.execute("INSERT INTO inodes (id, kind, mode, uid, gid, nlink, atime, mtime, ctime, "
-                        "change, verifier, parent, staged) VALUES (%s, %s, %s, %s, %s, 1, %s, %s, "
-                        "%s, nextval('change_seq'), %s, %s, %s)",
+                        "change, verifier, parent, name, staged) VALUES (%s, %s, %s, %s, %s, 1, "
+                        "%s, %s, %s, nextval('change_seq'), %s, %s, %s, %s)",
                         (oid, int(REG), mode & 0o7777, uid or 0, gid or 0, now, now, now,
-                         None if verifier is None else bytes(verifier), d, sid))
+                         None if verifier is None else bytes(verifier), d, name, sid))
             s = PgStaging(self, sid=sid, handle=self._handle(oid), is_new=True, viewer=viewer,
                           record=record, spool=self._spool(sid), mode=mode & 0o7777,
                           uid=uid or 0, gid=gid or 0, times=(now, now, now))
@@ -172,22 +201,21 @@ class Content:
 
     def stage_version(self, handle, viewer, truncate, record) -> PgStaging:
         """A copy-on-write version: nothing is copied now; below the base limit, unwritten
-        bytes come from the published version's object (rule 4)."""
+        bytes come from the published version's chunks (rule 4)."""
         oid = self._oid(handle)
         viewer = bytes(viewer or b"")
         with self.db.transaction() as cur:
-            cur.execute(f"SELECT {ICOLS}, v.id, v.object_key, v.inline, v.size FROM inodes i "
-                        "LEFT JOIN versions v ON v.id = i.version WHERE i.id = %s",
-                        (oid,))
+            cur.execute(f"SELECT {ICOLS}, i.version FROM inodes i WHERE i.id = %s", (oid,))
             row = cur.fetchone()
-            if row is None or row[13] is not None:
-                raise I.Stale("not published")
+            if row is None:
+                raise I.Stale()
+            if row[13] is not None:
+                raise I.Invalid("not published yet")
             if row[1] != REG:
                 raise I.IsDir() if row[1] == DIR else I.WrongType("not a regular file")
             a = attrs_of(row)
-            vid, key, inline, vsize = row[14:18]
-            base = None if truncate or vid is None or not vsize else \
-                (key, None if inline is None else bytes(inline), vsize)
+            vid = row[15]
+            base = None if truncate or vid is None or not a.size else self._base(cur, vid)
             cur.execute("INSERT INTO staging (inode, frontend, epoch, is_new, viewer, base, "
                         "record, dirty) VALUES (%s, %s, %s, false, %s, %s, '{}', %s) RETURNING id",
                         (oid, self.frontend, self.epoch, viewer, None if base is None else vid,
@@ -195,14 +223,31 @@ class Content:
             sid = cur.fetchone()[0]
             s = PgStaging(self, sid=sid, handle=self._handle(oid), is_new=False, viewer=viewer,
                           record=record, spool=self._spool(sid), mode=a.mode, uid=a.uid,
-                          gid=a.gid, base=base, size=0 if base is None else vsize,
+                          gid=a.gid, base=base, size=0 if base is None else base.size,
                           times=(a.atime_ns, a.mtime_ns, a.ctime_ns))
             s.dirty = bool(truncate)
             if base is not None:
-                os.ftruncate(s.fd, vsize)
+                os.ftruncate(s.fd, base.size)  # the spool is as long as the version
             cur.execute("UPDATE staging SET record = %s WHERE id = %s", (s.record_json(), sid))
         self._register(s)
         return s
+
+    def _base(self, cur, vid: int) -> Base:
+        """Version `vid` with its chunk map (cached: versions never change)."""
+        b = self._versions.get(vid)
+        if b is not None:
+            return b
+        cur.execute("SELECT v.size, c.idx, c.key, c.segs FROM versions v LEFT JOIN chunks c ON "
+                    "c.version = v.id WHERE v.id = %s", (vid,), prepare=True)
+        rows = cur.fetchall()
+        if not rows:
+            raise I.Stale("version gone")
+        b = Base(vid, rows[0][0], {i: (k, tuple(zip(g[::2], g[1::2])))
+                                   for _, i, k, g in rows if i is not None})
+        if len(self._versions) >= 4096:
+            self._versions.pop(next(iter(self._versions)))
+        self._versions[vid] = b
+        return b
 
     def save_staging(self, s: PgStaging) -> None:
         """The staging row as `s` is now (its record, size and written ranges): `sync()`."""
@@ -215,10 +260,10 @@ class Content:
     publish_blocks = True
 
     def publish(self, staging: PgStaging, sync: bool = True):
-        """Upload the spool to a fresh object, then commit it in one transaction (see the
-        module text). Blocks (the object store): the protocol layer calls it in a worker
+        """Upload the pieces that changed, then commit the new version in one transaction (see
+        the module text). Blocks (the object store): the protocol layer calls it in a worker
         thread (`publish_blocks`). Nothing is visible to anybody until the commit; if anything
-        fails before it, the staging object stays as it was and the object goes to gc."""
+        fails before it, the staging object stays as it was (its new objects are left to gc)."""
         s = staging
         s.check()
         if s.gone:
@@ -229,28 +274,12 @@ class Content:
             return None
         s.publishing = True
         try:
-            s.fill()
-            os.fdatasync(s.fd)
-            size = s.size()
-            key = self.objects.new_key()
-
-            def started(upload_id):
-                with self.db.cursor() as cur:
-                    cur.execute("UPDATE staging SET upload_key = %s, upload_id = %s WHERE id = %s",
-                                (key, upload_id, s.sid))
-            self.objects.put_file(s.fd, size, key, started)
+            pieces = chunks.plan(s, self.chunk)
+            new = chunks.upload(self, s, pieces)
             try:
-                self._commit(s, key, size)
-            except BaseException as e:
-                # Not published: the object is referenced by nothing; the gc queue deletes it.
-                try:
-                    with self.db.cursor() as cur:
-                        cur.execute("INSERT INTO gc (object_key, not_before) VALUES (%s, now())",
-                                    (key,))
-                except I.BackendError:
-                    pass  # (the database is down: the object stays, unreferenced)
-                if isinstance(e, I.Gone):
-                    self.discard(s)
+                self._commit(s, new)
+            except I.Gone:
+                self.discard(s)
                 raise
         except OSError as e:
             from ..oserror import from_oserror
@@ -260,8 +289,17 @@ class Content:
             s.publishing = False
         return None
 
-    def _commit(self, s: PgStaging, key: str, size: int) -> None:
+    def pending_keys(self, keys: list[str]) -> None:
+        """Objects about to be uploaded: in the gc queue first, due long after any publish
+        would have named them (the commit takes them out)."""
+        with self.db.cursor() as cur:
+            cur.execute("INSERT INTO gc (object_key, not_before) SELECT k, now() + interval "
+                        "'1 day' FROM unnest(%s::text[]) k", (keys,))
+
+    def _commit(self, s: PgStaging, pieces: dict) -> None:
         now = time.time_ns()
+        size = s.size()
+        used = sum(n for _, segs in pieces.values() for _, n in segs)
         with self.db.transaction() as cur:
             cur.execute("SELECT s.gone, s.dir, s.name FROM staging s JOIN frontends f ON "
                         "f.id = s.frontend WHERE s.id = %s AND s.frontend = %s AND s.epoch = %s "
@@ -270,18 +308,29 @@ class Content:
             row = cur.fetchone()
             if row is None:
                 raise I.IOFailure("this frontend no longer owns the file (declared dead)")
-            cur.execute("INSERT INTO versions (object_key, size) VALUES (%s, %s) RETURNING id",
-                        (key, size))
+            cur.execute("INSERT INTO versions (size) VALUES (%s) RETURNING id", (size,))
             vid = cur.fetchone()[0]
+            if pieces:
+                idx = sorted(pieces)
+                keys = [pieces[i][0] for i in idx]
+                cur.executemany("INSERT INTO chunks (version, idx, key, segs) VALUES "
+                                "(%s, %s, %s, %s)",
+                                [(vid, i, pieces[i][0], [x for sn in pieces[i][1] for x in sn])
+                                 for i in idx])
+                cur.execute("INSERT INTO objects (key, refs) SELECT k, count(*) FROM "
+                            "unnest(%s::text[]) k GROUP BY k ON CONFLICT (key) DO UPDATE SET "
+                            "refs = objects.refs + EXCLUDED.refs", (keys,))
+                cur.execute("DELETE FROM gc WHERE object_key = ANY(%s)", (keys,))
             if s.is_new:
                 gone, d, name = row[0], row[1], bytes(row[2])
-                self._publish_new(cur, s, d, name, vid, size, now, gone)
+                self._publish_new(cur, s, d, name, vid, size, used, now, gone)
             else:
-                self._publish_version(cur, s, vid, size, now)
+                self._publish_version(cur, s, vid, size, used, now)
             cur.execute("DELETE FROM staging WHERE id = %s", (s.sid,))
+        self._versions[vid] = Base(vid, size, dict(pieces))
         self._finished(s)
 
-    def _publish_new(self, cur, s, d, name, vid, size, now, gone):
+    def _publish_new(self, cur, s, d, name, vid, size, used, now, gone):
         cur.execute("SELECT kind, staged FROM inodes WHERE id = %s FOR UPDATE", (d,))
         drow = cur.fetchone()
         if gone or s.gone or drow is None or drow[1] is not None:
@@ -296,25 +345,47 @@ class Content:
             self._unlink_inode(cur, old[0], old[1])
         cur.execute("INSERT INTO entries (dir, name, inode, cookie) VALUES (%s, %s, %s, %s)",
                     (d, name, s.oid, s.cookie))
-        cur.execute("UPDATE inodes SET staged = NULL, version = %s, size = %s, mode = %s, "
-                    "uid = %s, gid = %s, atime = %s, mtime = %s, ctime = %s, "
-                    "change = nextval('change_seq') WHERE id = %s",
-                    (vid, size, s.mode, s.uid, s.gid, s.atime, s.mtime, max(now, s.ctime), s.oid))
+        cur.execute("UPDATE inodes SET staged = NULL, version = %s, size = %s, used = %s, "
+                    "mode = %s, uid = %s, gid = %s, atime = %s, mtime = %s, ctime = %s, "
+                    "change = nextval('change_seq'), parent = %s, name = %s WHERE id = %s",
+                    (vid, size, used, s.mode, s.uid, s.gid, s.atime, s.mtime, max(now, s.ctime),
+                     d, name, s.oid))
         self._dir_changed(cur, d)
         if old is not None:
             self._name_removed(old[0])
 
-    def _publish_version(self, cur, s, vid, size, now):
-        cur.execute("SELECT version FROM inodes WHERE id = %s AND staged IS NULL FOR UPDATE",
-                    (s.oid,))
+    def _publish_version(self, cur, s, vid, size, used, now):
+        cur.execute("SELECT version, nlink, parent, name FROM inodes WHERE id = %s AND staged "
+                    "IS NULL FOR UPDATE", (s.oid,))
         row = cur.fetchone()
         if row is None or s.gone:
             raise _Gone()
-        cur.execute("UPDATE inodes SET version = %s, size = %s, mtime = %s, ctime = %s, "
-                    "change = nextval('change_seq') WHERE id = %s",
-                    (vid, size, s.mtime, max(now, s.ctime), s.oid))
+        if row[1] > 1:
+            # Other hard links keep the old content, as after an editor's write-and-rename:
+            # they become an object of their own; this handle keeps the name it is known by.
+            self._split_links(cur, s.oid, row[2], bytes(row[3]))
+            row = (None,)
+        cur.execute("UPDATE inodes SET version = %s, size = %s, used = %s, mtime = %s, "
+                    "ctime = %s, change = nextval('change_seq') WHERE id = %s",
+                    (vid, size, used, s.mtime, max(now, s.ctime), s.oid))
         if row[0] is not None:
             self._retire_version(cur, row[0])
+
+    def _split_links(self, cur, oid: int, parent: int, name: bytes) -> None:
+        cur.execute("SELECT dir, name FROM entries WHERE inode = %s AND NOT (dir = %s AND "
+                    "name = %s) ORDER BY dir, name", (oid, parent, name))
+        others = cur.fetchall()
+        cur.execute("INSERT INTO inodes (kind, mode, uid, gid, nlink, size, used, atime, mtime, "
+                    "ctime, change, version, parent, name) SELECT kind, mode, uid, gid, %s, size, "
+                    "used, atime, mtime, ctime, nextval('change_seq'), version, %s, %s FROM "
+                    "inodes WHERE id = %s RETURNING id",
+                    (len(others), others[0][0], bytes(others[0][1]), oid))
+        twin = cur.fetchone()[0]
+        cur.execute("INSERT INTO xattrs (inode, name, value) SELECT %s, name, value FROM xattrs "
+                    "WHERE inode = %s", (twin, oid))
+        cur.execute("UPDATE entries SET inode = %s WHERE inode = %s AND NOT (dir = %s AND "
+                    "name = %s)", (twin, oid, parent, name))
+        cur.execute("UPDATE inodes SET nlink = 1 WHERE id = %s", (oid,))
 
     def _finished(self, s: PgStaging) -> None:
         self._unregister(s)
@@ -325,12 +396,7 @@ class Content:
         if s._finished:
             return
         with self.db.transaction() as cur:
-            cur.execute("DELETE FROM staging WHERE id = %s RETURNING upload_key, upload_id",
-                        (s.sid,))
-            row = cur.fetchone()
-            if row is not None and row[1]:
-                cur.execute("INSERT INTO gc (object_key, upload_id, not_before) VALUES "
-                            "(%s, %s, now())", (row[0], row[1]))
+            cur.execute("DELETE FROM staging WHERE id = %s", (s.sid,))
             if s.is_new:
                 cur.execute("DELETE FROM inodes WHERE id = %s AND staged = %s", (s.oid, s.sid))
         self._finished(s)
@@ -339,51 +405,56 @@ class Content:
         return list(self._stagings.values())
 
     # ---- published contents
-    def _version_of(self, oid: int, viewer=None):
+    def _version_of(self, oid: int):
+        """(Base, Attrs) of the published version of regular file `oid`."""
         with self.db.cursor() as cur:
-            cur.execute(f"SELECT {ICOLS}, v.object_key, v.inline, v.size FROM inodes i "
-                        "LEFT JOIN versions v ON v.id = i.version WHERE i.id = %s", (oid,),
+            cur.execute(f"SELECT {ICOLS}, i.version FROM inodes i WHERE i.id = %s", (oid,),
                         prepare=True)
             row = cur.fetchone()
-        if row is None or row[13] is not None:
-            raise I.Stale()
-        if row[1] != REG:
-            raise I.IsDir() if row[1] == DIR else I.WrongType("not a regular file")
-        key, inline, size = row[14:17]
-        return key, None if inline is None else bytes(inline), size or 0, attrs_of(row)
+            if row is None:
+                raise I.Stale()
+            if row[13] is not None:
+                raise I.Invalid("not published yet: read its staging object")
+            if row[1] != REG:
+                raise I.IsDir() if row[1] == DIR else I.WrongType("not a regular file")
+            a = attrs_of(row)
+            base = Base(0, 0) if row[15] is None else self._base(cur, row[15])
+        return base, a
 
     def open_version(self, handle) -> PgVersion:
-        key, inline, size, a = self._version_of(self._oid(handle))
-        return PgVersion(self, key, inline, size, a)
+        oid = self._oid(handle)
+        base, a = self._version_of(oid)
+        return PgVersion(self, oid, base, a)
 
     def read(self, handle, offset: int, count: int, nowait: bool = False):
-        key, inline, size, _ = self._version_of(self._oid(handle))
-        data = self.read_base((key, inline, size), offset, count, nowait)
-        return data, offset + len(data) >= size
+        base, _ = self._version_of(self._oid(handle))
+        data = read_range(self, base, offset, count, nowait)
+        return data, offset + len(data) >= base.size
 
-    def read_base(self, base, offset: int, count: int, nowait: bool) -> bytes:
-        """Bytes of an immutable version (object key, inline bytes, size): from memory or the
-        block cache; with `nowait`, WouldBlock instead of asking the object store."""
-        key, inline, size = base
-        if inline is not None or key is None:
-            return (inline or b"")[offset:offset + count]
-        fetch = None if nowait else (lambda off, n: self.objects.get(key, off, n))
-        data = self.cache.read(key, size, offset, count, fetch)
-        if data is None:
-            raise I.WouldBlock()
-        return data
+    def read_base(self, base: Base, offset: int, count: int, nowait: bool) -> bytes:
+        return read_range(self, base, offset, count, nowait)
+
+    def seek(self, handle, offset: int, what) -> tuple[int, bool]:
+        base, _ = self._version_of(self._oid(handle))
+        return chunks.seek(chunks.data_ranges(base, self.chunk, offset, base.size), offset,
+                           base.size, what)
 
     # ---- recovery of this frontend's files after a restart
     def _recover(self) -> None:
         with self.db.cursor() as cur:
             cur.execute("SELECT s.id, s.inode, s.is_new, s.viewer, s.dir, s.name, s.exclusive, "
-                        "s.gone, s.base, s.record, s.cookie, s.state, v.object_key, v.inline, "
-                        "v.size, i.verifier FROM staging s LEFT JOIN versions v ON v.id = s.base "
+                        "s.gone, s.base, s.record, s.cookie, s.state, i.verifier FROM staging s "
                         "LEFT JOIN inodes i ON i.id = s.inode WHERE s.frontend = %s ORDER BY s.id",
                         (self.frontend,))
             rows = cur.fetchall()
+            bases = {}
+            for b in {r[8] for r in rows if r[8] is not None}:
+                try:
+                    bases[b] = self._base(cur, b)
+                except I.Stale:  # removed while we were down: the version publishes nothing
+                    bases[b] = None
         for (sid, oid, is_new, viewer, d, name, exclusive, gone, base_id, text, cookie, state,
-             key, inline, vsize, verifier) in rows:
+             verifier) in rows:
             path = self._spool(sid)
             if not os.path.exists(path):
                 self._problems.append((path, "spool file missing: its data is lost"))
@@ -394,17 +465,18 @@ class Content:
             record = doc.get("record") or {}
             if state == "retired" and record.get("state") != "retired":
                 record = dict(record, state="retired", retired_at=time.time())
-            base = None if base_id is None else (key, None if inline is None else bytes(inline),
-                                                 vsize)
+            base = None if base_id is None else bases[base_id]
+            if base_id is not None and base is None:
+                gone = True
             s = PgStaging(self, sid=sid, handle=self._handle(oid), is_new=is_new,
                           viewer=bytes(viewer), record=record, spool=path,
                           mode=st.get("mode", 0o644), uid=st.get("uid", 0), gid=st.get("gid", 0),
                           base=base, size=st.get("size", 0),
-                          written=[tuple(r) for r in st.get("written", ())],
                           times=tuple(st["times"]) if st.get("times") else None)
-            if base is not None:
-                s.limit = min(st.get("limit", vsize), vsize)
-            s.dirty = is_new or bool(st.get("size") != (vsize or 0) or st.get("written"))
+            s.replay()
+            s._size = os.fstat(s.fd).st_size  # the spool is as long as the version
+            s.dirty = is_new or bool(st.get("dirty")) or s._size != (base.size if base else 0) \
+                or bool(s.written.starts)
             s.gone = bool(gone)
             if is_new and not gone:
                 s.target, s.cookie, s.exclusive = (d, bytes(name)), cookie or 0, exclusive
@@ -416,12 +488,7 @@ class Content:
 
     def _forget_row(self, sid, oid, is_new) -> None:
         with self.db.transaction() as cur:
-            cur.execute("DELETE FROM staging WHERE id = %s RETURNING upload_key, upload_id",
-                        (sid,))
-            row = cur.fetchone()
-            if row is not None and row[1]:
-                cur.execute("INSERT INTO gc (object_key, upload_id, not_before) VALUES "
-                            "(%s, %s, now())", (row[0], row[1]))
+            cur.execute("DELETE FROM staging WHERE id = %s", (sid,))
             if is_new:
                 cur.execute("DELETE FROM inodes WHERE id = %s AND staged = %s", (oid, sid))
 

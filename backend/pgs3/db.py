@@ -15,6 +15,7 @@ import threading
 from contextlib import contextmanager
 
 import psycopg
+from psycopg.conninfo import conninfo_to_dict, make_conninfo
 
 from .. import interface as I
 
@@ -58,9 +59,12 @@ class Database:
         self._closed = False
 
     def _connect(self) -> psycopg.Connection:
-        conn = psycopg.connect(self.url, autocommit=True, connect_timeout=self.connect_timeout,
-                               options=f"-c statement_timeout={self.statement_timeout_ms}"
-                                       " -c idle_in_transaction_session_timeout=60000")
+        params = conninfo_to_dict(self.url)
+        params["options"] = " ".join(filter(None, (
+            params.get("options"), f"-c statement_timeout={self.statement_timeout_ms}",
+            "-c idle_in_transaction_session_timeout=60000")))
+        params["connect_timeout"] = self.connect_timeout
+        conn = psycopg.connect(make_conninfo(**params), autocommit=True)
         with self._lock:
             self._all.append(conn)
         return conn

@@ -15,7 +15,10 @@ class NotEmpty(ValueError):
     """The database already has tables: formatting would destroy what is there."""
 
 
-def format_namespace(meta_url: str, data_url: str) -> bytes:
+CHUNK = 4 << 20  # contents are stored in pieces of this size (one object each)
+
+
+def format_namespace(meta_url: str, data_url: str, chunk: int = CHUNK) -> bytes:
     """Create the tables in the empty database `meta_url` for contents in `data_url`; returns
     the namespace's identity (the 8 bytes every handle starts with). Refuses a database that
     already has any of its tables."""
@@ -35,7 +38,8 @@ def format_namespace(meta_url: str, data_url: str) -> bytes:
                 cur.execute(SCHEMA)
                 cur.executemany("INSERT INTO meta (key, value) VALUES (%s, %s)",
                                 [("version", str(VERSION)), ("identity", identity.hex()),
-                                 ("data", data_url), ("created", str(time.time()))])
+                                 ("data", data_url), ("chunk", str(chunk)),
+                                 ("created", str(time.time()))])
                 cur.execute("INSERT INTO inodes (id, kind, mode, uid, gid, nlink, size, atime, "
                             "mtime, ctime, change, parent) VALUES (1, 2, %s, 0, 0, 2, 4096, %s, "
                             "%s, %s, nextval('change_seq'), 1)", (0o755, now, now, now))

@@ -11,8 +11,8 @@ database's `now()`, never a frontend's clock.
 * Declaring a peer dead: its heartbeat is older than its lease plus its grace period; its epoch
   is bumped (so its publishes fail the epoch check), its files under construction are retired
   (never published; rule 7) and its locks and share reservations dropped.
-* A retired row nobody took back within `retire_after` is discarded: its inode (a new file), its
-  unfinished multipart upload (to the gc queue), the row.
+* A retired row nobody took back within `retire_after` is discarded: its inode (a new file) and
+  the row (nothing of it is in the object store: pieces are uploaded at publish).
 * gc: objects whose `not_before` passed are deleted from the object store (uploads aborted).
 """
 
@@ -70,13 +70,10 @@ class Frontends:
     def _expire_retired(self) -> None:
         with self.db.transaction() as cur:
             cur.execute("DELETE FROM staging WHERE state = 'retired' AND retired_at < now() - "
-                        "make_interval(secs => %s) RETURNING id, inode, is_new, upload_key, "
-                        "upload_id", (self.retire_after,))
+                        "make_interval(secs => %s) RETURNING id, inode, is_new",
+                        (self.retire_after,))
             rows = cur.fetchall()
-            for sid, oid, is_new, key, upload in rows:
-                if upload:
-                    cur.execute("INSERT INTO gc (object_key, upload_id, not_before) VALUES "
-                                "(%s, %s, now())", (key, upload))
+            for sid, oid, is_new in rows:
                 if is_new:
                     cur.execute("DELETE FROM inodes WHERE id = %s AND staged = %s", (oid, sid))
         for sid, *_ in rows:
@@ -86,15 +83,12 @@ class Frontends:
     def _collect(self, limit: int = 256) -> None:
         """Delete what the gc queue says is due (each row after its object is gone)."""
         with self.db.cursor() as cur:
-            cur.execute("SELECT id, object_key, upload_id FROM gc WHERE not_before <= now() "
+            cur.execute("SELECT id, object_key FROM gc WHERE not_before <= now() "
                         "ORDER BY id LIMIT %s", (limit,))
             rows = cur.fetchall()
-        for gid, key, upload in rows:
+        for gid, key in rows:
             try:
-                if upload:
-                    self.objects.abort(key, upload)
-                else:
-                    self.objects.delete(key)
+                self.objects.delete(key)
             except I.NotFound:
                 pass
             with self.db.cursor() as cur:

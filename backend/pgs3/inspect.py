@@ -49,10 +49,9 @@ def read_state(meta_url: str) -> dict:
                               "running": state == "alive" and float(age) <= lease,
                               "overdue": state == "alive" and late, "status": snap})
         cur.execute("SELECT id, inode, frontend, is_new, dir, name, record, state, "
-                    "extract(epoch FROM now() - created), gone, upload_id FROM staging ORDER BY id")
+                    "extract(epoch FROM now() - created), gone FROM staging ORDER BY id")
         files, problems = [], []
-        for (sid, oid, fid, is_new, d, name, text, state, age, gone,
-             upload) in cur.fetchall():
+        for (sid, oid, fid, is_new, d, name, text, state, age, gone) in cur.fetchall():
             try:
                 doc = json.loads(text)
             except ValueError as e:
@@ -69,7 +68,7 @@ def read_state(meta_url: str) -> dict:
                 "kind": "new file" if is_new else "new version",
                 "client": _owner_text(rec.get("owner")), "client_verifier": rec.get("verifier"),
                 "open_owner": rec.get("open_owner"), "staged_size": st.get("size"),
-                "age_s": round(float(age), 1), "state": state, "upload": upload})
+                "age_s": round(float(age), 1), "state": state})
         for f in frontends:
             if f["overdue"]:
                 problems.append({"path": f"frontend {f['id']}",

@@ -17,7 +17,7 @@ from .. import interface as I
 
 REG, DIR, LNK = I.Kind.REG, I.Kind.DIR, I.Kind.LNK
 COLS = ("id, kind, mode, uid, gid, nlink, size, rdev_major, rdev_minor, atime, mtime, ctime, "
-        "change, staged")
+        "change, staged, used")
 ICOLS = "i." + COLS.replace(", ", ", i.")  # the same, of an inode aliased `i` in a join
 MAX_NAME = I.NAME_MAX
 _LINK_MAX = 2 ** 31 - 1
@@ -34,9 +34,11 @@ def check_name(name) -> bytes:
 
 def attrs_of(row) -> I.Attrs:
     (oid, kind, mode, uid, gid, nlink, size, rmaj, rmin, atime, mtime, ctime, change,
-     _staged) = row[:14]
-    return I.Attrs(I.Kind(kind), mode, nlink, uid, gid, size, (size + 4095) // 4096 * 4096,
-                   (rmaj, rmin), oid, atime, mtime, ctime, change)
+     _staged, used) = row[:15]
+    if kind != REG:
+        used = (size + 4095) // 4096 * 4096
+    return I.Attrs(I.Kind(kind), mode, nlink, uid, gid, size, used, (rmaj, rmin), oid, atime,
+                   mtime, ctime, change)
 
 
 class Namespace:
@@ -72,7 +74,7 @@ class Namespace:
 
     def _dir_row(self, cur, oid: int, lock: bool = False):
         row = self._row(cur, oid, lock)
-        if row is None or row[13] is not None:
+        if row is None:
             raise I.Stale("no such directory")
         if row[1] != DIR:
             raise I.NotDir()
@@ -88,6 +90,16 @@ class Namespace:
                     "nlink = nlink + %s WHERE id = %s", (now, now, nlink_delta, oid), prepare=True)
 
     # ---- attributes and look-ups
+    def check(self, handle) -> None:
+        """Stale unless the handle names a live object, published or under construction."""
+        oid = self._oid(handle)
+        if self._by_oid.get(oid):
+            return
+        with self.db.cursor() as cur:
+            cur.execute("SELECT 1 FROM inodes WHERE id = %s", (oid,), prepare=True)
+            if cur.fetchone() is None:
+                raise I.Stale("no such object")
+
     def getattr(self, handle, viewer=None) -> I.Attrs:
         oid = self._oid(handle)
         s = self._view(oid, viewer)
@@ -114,7 +126,7 @@ class Namespace:
                         "LEFT JOIN inodes i ON i.id = e.inode WHERE d.id = %s",
                         (name, d), prepare=True)
             row = cur.fetchone()
-        if row is None or row[1] is not None:
+        if row is None:
             raise I.Stale("no such directory")
         if row[0] != DIR:
             raise I.NotDir()
@@ -125,16 +137,14 @@ class Namespace:
         return self._handle(child[0]), (s.attrs() if s is not None else attrs_of(child))
 
     def parent(self, handle) -> bytes:
+        """The directory holding the object's name (a new file: where it will appear)."""
         oid = self._oid(handle)
         with self.db.cursor() as cur:
-            cur.execute("SELECT kind, parent FROM inodes WHERE id = %s AND staged IS NULL",
-                        (oid,), prepare=True)
+            cur.execute("SELECT parent, staged FROM inodes WHERE id = %s", (oid,), prepare=True)
             row = cur.fetchone()
-        if row is None:
+        if row is None or (row[1] is not None and not self._by_oid.get(oid)):
             raise I.Stale()
-        if row[0] != DIR:
-            raise I.NotDir()
-        return self._handle(row[1] or 1)
+        return self._handle(row[0] or 1)
 
     def readdir(self, dir, cookie: int, viewer=None):
         d = self._oid(dir)
@@ -183,10 +193,10 @@ class Namespace:
     def readlink(self, handle) -> bytes:
         oid = self._oid(handle)
         with self.db.cursor() as cur:
-            cur.execute("SELECT kind, target FROM inodes WHERE id = %s AND staged IS NULL",
-                        (oid,), prepare=True)
+            cur.execute("SELECT kind, target, staged FROM inodes WHERE id = %s", (oid,),
+                        prepare=True)
             row = cur.fetchone()
-        if row is None:
+        if row is None or (row[2] is not None and not self._by_oid.get(oid)):
             raise I.Stale()
         if row[0] != LNK:
             raise I.NotSymlink()
@@ -200,6 +210,8 @@ class Namespace:
     # ---- creating
     def _make(self, dir, name, kind, mode, uid, gid, target=None, rdev=(0, 0)) -> bytes:
         name = check_name(name)
+        if kind == LNK and (not target or b"\0" in target):
+            raise I.Invalid("a symlink needs a target without NUL")
         d = self._oid(dir)
         now = time.time_ns()
         with self.db.transaction() as cur:
@@ -208,12 +220,12 @@ class Namespace:
             if cur.fetchone() is not None or self._reserved(cur, d, name):
                 raise I.Exists()
             cur.execute("INSERT INTO inodes (kind, mode, uid, gid, nlink, size, rdev_major, "
-                        "rdev_minor, atime, mtime, ctime, change, target, parent) VALUES "
+                        "rdev_minor, atime, mtime, ctime, change, target, parent, name) VALUES "
                         "(%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, nextval('change_seq'), %s, "
-                        "%s) RETURNING id",
+                        "%s, %s) RETURNING id",
                         (int(kind), mode & 0o7777, uid or 0, gid or 0, 2 if kind == DIR else 1,
                          len(target) if target else (4096 if kind == DIR else 0), rdev[0],
-                         rdev[1], now, now, now, target, d))
+                         rdev[1], now, now, now, target, d, name))
             oid = cur.fetchone()[0]
             cur.execute("INSERT INTO entries (dir, name, inode, cookie) VALUES "
                         "(%s, %s, %s, nextval('cookie_seq'))", (d, name, oid))
@@ -228,7 +240,7 @@ class Namespace:
 
     def mknod(self, dir, name, kind, rdev, mode, uid, gid) -> bytes:
         if kind in (REG, DIR, LNK):
-            raise I.Invalid("not a special file")
+            raise I.WrongType("not a special file")
         return self._make(dir, name, kind, mode, uid, gid, rdev=tuple(rdev))
 
     def _reserved(self, cur, d: int, name: bytes) -> bool:
@@ -243,8 +255,7 @@ class Namespace:
         d = self._oid(dir)
         mine = self._transient_of(d, name, viewer)
         if mine is not None:
-            self._release_name(mine)
-            return
+            self._release_name(mine)  # and the published name under it, if there is one
         with self.db.transaction() as cur:
             self._dir_row(cur, d, lock=True)
             cur.execute("SELECT e.inode, i.kind, i.nlink FROM entries e JOIN inodes i "
@@ -252,6 +263,8 @@ class Namespace:
                         (d, name))
             row = cur.fetchone()
             if row is None:
+                if mine is not None:
+                    return
                 raise I.NotFound()
             oid, kind, _ = row
             if kind == DIR:
@@ -273,7 +286,11 @@ class Namespace:
                         "change = nextval('change_seq') WHERE id = %s RETURNING nlink, version",
                         (time.time_ns(), oid))
             nlink, version = cur.fetchone()
-            if nlink > 0:
+            if nlink > 0:  # its name may have been the removed one: another link holds it now
+                cur.execute("UPDATE inodes i SET parent = e.dir, name = e.name FROM (SELECT dir, "
+                            "name FROM entries WHERE inode = %s LIMIT 1) e WHERE i.id = %s AND "
+                            "NOT EXISTS (SELECT 1 FROM entries x WHERE x.inode = i.id AND "
+                            "x.dir = i.parent AND x.name = i.name)", (oid, oid))
                 return
             cur.execute("DELETE FROM xattrs WHERE inode = %s", (oid,))
             cur.execute("DELETE FROM inodes WHERE id = %s RETURNING version", (oid,))
@@ -282,11 +299,20 @@ class Namespace:
             self._retire_version(cur, version)
 
     def _retire_version(self, cur, version: int) -> None:
-        cur.execute("DELETE FROM versions WHERE id = %s RETURNING object_key", (version,))
-        row = cur.fetchone()
-        if row is not None and row[0] is not None:
-            cur.execute("INSERT INTO gc (object_key, not_before) VALUES "
-                        "(%s, now() + make_interval(secs => %s))", (row[0], 2 * self.lease_time))
+        """A version nobody names any more: its chunk objects lose a reference each; those
+        without any go to the gc queue, deleted after two leases (an open through another
+        frontend may still read them until then)."""
+        cur.execute("WITH gone AS (DELETE FROM chunks WHERE version = %s RETURNING key), "
+                    "n AS (SELECT key, count(*) AS c FROM gone GROUP BY key) "
+                    "UPDATE objects o SET refs = o.refs - n.c FROM n WHERE o.key = n.key "
+                    "RETURNING o.key, o.refs", (version,))
+        dead = [k for k, refs in cur.fetchall() if refs <= 0]
+        if dead:
+            cur.execute("DELETE FROM objects WHERE key = ANY(%s)", (dead,))
+            cur.execute("INSERT INTO gc (object_key, not_before) SELECT k, now() + "
+                        "make_interval(secs => %s) FROM unnest(%s::text[]) k",
+                        (2 * self.lease_time, dead))
+        cur.execute("DELETE FROM versions WHERE id = %s", (version,))
 
     def rename(self, sdir, sname, ddir, dname, viewer=None) -> None:
         sname, dname = check_name(sname), check_name(dname)
@@ -331,10 +357,12 @@ class Namespace:
                 replaced = dst[0]
             cur.execute("UPDATE entries SET dir = %s, name = %s, cookie = nextval('cookie_seq') "
                         "WHERE dir = %s AND name = %s", (d, dname, s, sname))
-            cur.execute("UPDATE inodes SET ctime = %s, change = nextval('change_seq')"
-                        + (", parent = %s" if mkind == DIR or s != d else "") + " WHERE id = %s",
-                        (time.time_ns(), d, moving) if (mkind == DIR or s != d)
-                        else (time.time_ns(), moving))
+            # its name follows the rename if that was the name it is known by
+            cur.execute("UPDATE inodes SET ctime = %s, change = nextval('change_seq'), "
+                        "parent = CASE WHEN kind = 2 OR (parent = %s AND name = %s) THEN %s "
+                        "ELSE parent END, name = CASE WHEN kind = 2 OR (parent = %s AND "
+                        "name = %s) THEN %s ELSE name END WHERE id = %s",
+                        (time.time_ns(), s, sname, d, s, sname, dname, moving))
             moved_dir = mkind == DIR and s != d
             self._dir_changed(cur, s, -1 if moved_dir else 0)
             if d != s:
@@ -367,8 +395,10 @@ class Namespace:
         with self.db.transaction() as cur:
             self._dir_row(cur, d, lock=True)
             row = self._row(cur, oid, lock=True)
-            if row is None or row[13] is not None:
+            if row is None:
                 raise I.Stale()
+            if row[13] is not None:
+                raise I.Invalid("cannot link a file that is not published yet")
             if row[1] == DIR:
                 raise I.IsDir()
             if row[5] >= _LINK_MAX:
@@ -385,6 +415,9 @@ class Namespace:
     def setattr(self, handle, changes: I.SetAttrs) -> I.Attrs:
         oid = self._oid(handle)
         mine = list(self._by_oid.get(oid, ()))
+        if all(v is None for v in (changes.mode, changes.uid, changes.gid, changes.atime_ns,
+                                   changes.mtime_ns)):
+            return mine[-1].attrs() if mine and mine[0].is_new else self.getattr(handle)
         now = time.time_ns()
         for s in mine:
             if changes.mode is not None:
@@ -407,6 +440,8 @@ class Namespace:
             if v is not None:
                 sets.append(f"{col} = %s")
                 args.append(v)
+        if changes.mode is not None:  # a symlink's mode means nothing (as on Linux): kept
+            sets[2] = "mode = CASE WHEN kind = 5 THEN mode ELSE %s END"
         with self.db.cursor() as cur:
             cur.execute(f"UPDATE inodes SET {', '.join(sets)} WHERE id = %s AND staged IS NULL "
                         f"RETURNING {COLS}", (*args, oid))
@@ -415,8 +450,9 @@ class Namespace:
             raise I.Stale()
         return attrs_of(row)
 
-    # ---- extended attributes (user namespace)
+    # ---- extended attributes (user namespace; as Linux: directories and regular files only)
     def getxattr(self, handle, name, viewer=None) -> bytes:
+        name = _xattr_name(name)
         oid = self._xattr_oid(handle, viewer)
         with self.db.cursor() as cur:
             cur.execute("SELECT value FROM xattrs WHERE inode = %s AND name = %s",
@@ -433,11 +469,10 @@ class Namespace:
             return [bytes(r[0]) for r in cur.fetchall()]
 
     def setxattr(self, handle, name, value, how=I.XattrHow.EITHER, viewer=None):
-        if len(name) > I.XATTR_NAME_MAX or not name:
-            raise I.NameTooLong() if name else I.InvalidName()
+        name = _xattr_name(name)
         if len(value) > I.XATTR_SIZE_MAX:
             raise I.XattrTooBig(f"{len(value)} bytes")
-        oid = self._xattr_oid(handle, viewer)
+        oid = self._xattr_oid(handle, viewer, writing=True)
         how = I.XattrHow(how)
         with self.db.transaction() as cur:
             before = self._xattr_change(cur, oid)
@@ -455,7 +490,8 @@ class Namespace:
         return before, after
 
     def removexattr(self, handle, name, viewer=None):
-        oid = self._xattr_oid(handle, viewer)
+        name = _xattr_name(name)
+        oid = self._xattr_oid(handle, viewer, writing=True)
         with self.db.transaction() as cur:
             before = self._xattr_change(cur, oid)
             cur.execute("DELETE FROM xattrs WHERE inode = %s AND name = %s RETURNING 1",
@@ -465,10 +501,12 @@ class Namespace:
             after = self._xattr_touch(cur, oid)
         return before, after
 
-    def _xattr_oid(self, handle, viewer) -> int:
+    def _xattr_oid(self, handle, viewer, writing: bool = False) -> int:
         oid = self._oid(handle)
         with self.db.cursor() as cur:
-            self._visible_row(cur, oid, viewer)
+            row = self._visible_row(cur, oid, viewer)
+        if writing and row[1] not in (REG, DIR):
+            raise I.Permission("user attributes are for files and directories")
         return oid
 
     def _xattr_change(self, cur, oid) -> int:
@@ -479,3 +517,12 @@ class Namespace:
         cur.execute("UPDATE inodes SET ctime = %s, change = nextval('change_seq') WHERE id = %s "
                     "RETURNING change", (time.time_ns(), oid))
         return cur.fetchone()[0]
+
+
+def _xattr_name(name) -> bytes:
+    name = bytes(name)
+    if not name or b"\0" in name:
+        raise I.Invalid("bad attribute name")
+    if len(name) > I.XATTR_NAME_MAX:
+        raise I.NameTooLong(f"{len(name)} bytes")
+    return name

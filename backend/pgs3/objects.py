@@ -4,10 +4,9 @@ Only worker threads call this (the threading contract: nothing on the event loop
 Every call has connect and read timeouts and few retries; an object store that does not answer
 raises `Unavailable` (NFS4ERR_DELAY), logged once per outage.
 
-Keys are `PREFIX/v/<random>`: never reused, so a version's object never changes under a reader,
-and an object is deleted only through the database's gc queue, never because a listing missed
-it. Large contents go up as multipart uploads (parts of `PART` bytes); an unfinished upload is
-recorded (staging row) so that garbage collection can abort it.
+Contents are stored in chunks (one object per CHUNK-sized piece of a version, see schema.py).
+Keys are `PREFIX/c/<random>`: never reused, so an object never changes under a reader, and an
+object is deleted only through the database's gc queue, never because a listing missed it.
 """
 
 from __future__ import annotations
@@ -23,8 +22,6 @@ import botocore.exceptions
 from .. import interface as I
 from .db import Health
 
-PART = 16 << 20  # multipart part size (S3 wants >= 5 MiB for all but the last)
-SINGLE_PUT_MAX = 32 << 20  # up to this, one PutObject
 
 
 def parse_data_url(url: str) -> tuple[str, str]:
@@ -51,8 +48,8 @@ class ObjectStore:
                                                                             "us-east-1")))
 
     def new_key(self) -> str:
-        return f"{self.prefix}/v/{secrets.token_hex(16)}" if self.prefix \
-            else f"v/{secrets.token_hex(16)}"
+        return f"{self.prefix}/c/{secrets.token_hex(16)}" if self.prefix \
+            else f"c/{secrets.token_hex(16)}"
 
     def _call(self, fn, **kw):
         try:
@@ -63,7 +60,7 @@ class ObjectStore:
             if status >= 500 or code in ("SlowDown", "ServiceUnavailable", "RequestTimeout"):
                 self.health.failed(code or status)
                 raise I.Unavailable(f"object store: {code or status}") from None
-            if code in ("NoSuchKey", "404", "NoSuchUpload"):
+            if code in ("NoSuchKey", "404"):
                 raise I.NotFound(f"object store: {code}") from None
             raise I.IOFailure(f"object store: {code or status}: {e}") from None
         except (botocore.exceptions.BotoCoreError, OSError) as e:
@@ -73,35 +70,8 @@ class ObjectStore:
         return r
 
     # ---- writing
-    def put_file(self, fd: int, size: int, key: str, started=None) -> str | None:
-        """Upload `size` bytes of file `fd` to `key`. `started(upload_id)` is called when a
-        multipart upload begins (its id must be recorded so it can be aborted); returns it."""
-        if size <= SINGLE_PUT_MAX:
-            body = os.pread(fd, size, 0) if size else b""
-            self._call(self.s3.put_object, Key=key, Body=body)
-            return None
-        up = self._call(self.s3.create_multipart_upload, Key=key)["UploadId"]
-        if started is not None:
-            started(up)
-        parts = []
-        try:
-            for n, off in enumerate(range(0, size, PART), 1):
-                body = os.pread(fd, min(PART, size - off), off)
-                r = self._call(self.s3.upload_part, Key=key, UploadId=up, PartNumber=n,
-                               Body=body)
-                parts.append({"ETag": r["ETag"], "PartNumber": n})
-            self._call(self.s3.complete_multipart_upload, Key=key, UploadId=up,
-                       MultipartUpload={"Parts": parts})
-        except BaseException:
-            self.abort(key, up)
-            raise
-        return up
-
-    def abort(self, key: str, upload_id: str) -> None:
-        try:
-            self._call(self.s3.abort_multipart_upload, Key=key, UploadId=upload_id)
-        except I.NotFound:
-            pass
+    def put(self, key: str, data) -> None:
+        self._call(self.s3.put_object, Key=key, Body=bytes(data))
 
     def delete(self, key: str) -> None:
         self._call(self.s3.delete_object, Key=key)
@@ -117,16 +87,6 @@ class ObjectStore:
         except (botocore.exceptions.BotoCoreError, OSError) as e:
             self.health.failed(e)
             raise I.Unavailable(f"object store: {e}") from None
-
-    def get_to_file(self, key: str, fd: int, size: int) -> None:
-        """The whole object into file `fd` (a copy-on-write version's starting content)."""
-        off = 0
-        while off < size:
-            data = self.get(key, off, min(PART, size - off))
-            if not data:
-                raise I.IOFailure(f"object {key} is shorter than {size} bytes")
-            os.pwrite(fd, data, off)
-            off += len(data)
 
     # ---- checks (tests, `nfsd inspect`)
     def keys(self) -> set[str]:

@@ -10,8 +10,12 @@ frontend needs (sessions, opens, stateids, the bytes being written) stays in tha
                 (nobody but its creator may see it: rule 2)
     entries     directory entries (dir, name) -> inode; `cookie` from cookie_seq, so READDIR
                 cookies are valid on every frontend and across restarts
-    versions    immutable contents: S3 object key and size (or the bytes inline, for small
-                files); never changed, deleted only through `gc`
+    versions    immutable contents: a size, and `chunks`: which object holds each CHUNK-sized
+                piece (a piece without a row is a hole: zeros). A new version made from an older
+                one shares the pieces nobody wrote (copy-on-write costs what the change costs,
+                and a sparse file takes what its data takes)
+    objects     every chunk object with the number of chunk rows naming it; at 0 it goes to
+                the gc queue
     xattrs      user extended attributes (inode, name) -> value
     staging     files under construction: which frontend (and its epoch) owns it, the client
                 incarnation, the publication target, exclusive reservations, its record; rows of
@@ -21,8 +25,9 @@ frontend needs (sessions, opens, stateids, the bytes being written) stays in tha
     status      per frontend: the last status snapshot (for `nfsd inspect --meta`)
     locks       byte-range locks held by clients of each frontend (conflicts across frontends)
     shares      share reservations (OPEN access/deny) of each frontend's opens
-    gc          objects (and unfinished multipart uploads) to delete from S3 once `not_before`
-                has passed; the only way an object is ever deleted
+    gc          objects to delete from S3 once `not_before` has passed: the only way an object
+                is ever deleted. A key is put here (far in the future) before it is uploaded and
+                taken out when a version names it, so a publish cut short never leaks one
 """
 
 from __future__ import annotations
@@ -35,9 +40,18 @@ CREATE SEQUENCE change_seq;
 CREATE SEQUENCE cookie_seq START 3;
 CREATE TABLE versions (
     id bigserial PRIMARY KEY,
-    object_key text,                 -- NULL: content inline
-    inline bytea,
     size bigint NOT NULL
+);
+CREATE TABLE objects (
+    key text PRIMARY KEY,
+    refs integer NOT NULL
+);
+CREATE TABLE chunks (
+    version bigint NOT NULL REFERENCES versions (id) ON DELETE CASCADE,
+    idx integer NOT NULL,
+    key text NOT NULL,
+    segs integer[] NOT NULL,         -- (offset in the piece, length) pairs, stored back to back
+    PRIMARY KEY (version, idx)
 );
 CREATE TABLE inodes (
     id bigserial PRIMARY KEY,
@@ -47,6 +61,7 @@ CREATE TABLE inodes (
     gid bigint NOT NULL,
     nlink integer NOT NULL,
     size bigint NOT NULL DEFAULT 0,
+    used bigint NOT NULL DEFAULT 0,  -- bytes the published version's chunks hold
     rdev_major integer NOT NULL DEFAULT 0,
     rdev_minor integer NOT NULL DEFAULT 0,
     atime bigint NOT NULL,
@@ -56,7 +71,9 @@ CREATE TABLE inodes (
     version bigint REFERENCES versions (id),
     target bytea,
     verifier bytea,
-    parent bigint,                   -- directories: their parent; files: where first linked
+    parent bigint,                   -- the directory holding `name` (a directory's parent)
+    name bytea,                      -- the name a new version replaces (other links keep the
+                                     -- old content, as after an editor's write-and-rename)
     staged bigint                    -- staging.id of a new file not yet published
 );
 CREATE TABLE entries (
@@ -101,8 +118,6 @@ CREATE TABLE staging (
     synced boolean NOT NULL DEFAULT false,
     state text NOT NULL DEFAULT 'active',  -- 'active' or 'retired' (its frontend died)
     retired_at timestamptz,
-    upload_key text,
-    upload_id text,
     created timestamptz NOT NULL DEFAULT now()
 );
 CREATE INDEX staging_by_name ON staging (dir, name);
@@ -141,10 +156,10 @@ CREATE TABLE shares (
 CREATE TABLE gc (
     id bigserial PRIMARY KEY,
     object_key text NOT NULL,
-    upload_id text,                  -- an unfinished multipart upload to abort instead
     not_before timestamptz NOT NULL
 );
+CREATE INDEX gc_by_key ON gc (object_key);
 """
 
-TABLES = ("meta", "versions", "inodes", "entries", "xattrs", "frontends", "staging", "clients",
+TABLES = ("meta", "versions", "objects", "chunks", "inodes", "entries", "xattrs", "frontends", "staging", "clients",
           "status", "locks", "shares", "gc")

@@ -1,15 +1,20 @@
 """`PgStaging`: a file under construction on this frontend, its bytes in the local spool.
 
-Writes go to a spool file (`SPOOL/<staging id>.data`); `sync()` (FILE_SYNC, COMMIT) is an
-fdatasync of it plus the staging row (size, record) in the database, so every acknowledged
-stable write survives a crash of this frontend and the frontend restarted on this host picks it
-up again. A copy-on-write version starts from a published version without copying it: below
-`limit` the bytes nobody wrote come from that version's object (through the block cache), the
-written ranges from the spool; `fill()` (at publish, in a worker thread) brings the rest into
-the spool, which is then uploaded whole.
+Writes go to a spool file (`SPOOL/<staging id>.data`, as long as the version: holes where
+nothing was written); `sync()` (FILE_SYNC, COMMIT) is an fdatasync of it plus the staging row
+(size, record) in the database, so every acknowledged stable write survives a crash of this
+frontend, and the frontend restarted on this host picks it up again. A copy-on-write version
+also appends every change to which bytes are its own to `SPOOL/<staging id>.log` (a write below
+the base limit, a truncation below it): replayed at a restart, it tells the spool's bytes from
+the base version's, including writes after the last sync (a killed process leaves them in the
+page cache). A copy-on-write version starts from a published version without copying it: below
+`limit` the bytes nobody wrote come from that version's chunks (through the block cache), the
+written ranges from the spool; at publish only the pieces with written bytes become new objects
+(chunks.py).
 
 Thread use: write/truncate/attrs on the event loop (a local file); read with `nowait=True`
-raises WouldBlock instead of waiting for the object store; sync and fill in worker threads.
+raises WouldBlock instead of waiting for the object store; sync and materialize in worker
+threads.
 """
 
 from __future__ import annotations
@@ -17,10 +22,17 @@ from __future__ import annotations
 import bisect
 import json
 import os
+import struct
 import time
 import weakref
 
 from .. import interface as I
+from ..local import linux
+from . import chunks
+
+
+_W = struct.Struct(">cQQ")  # log: these bytes are the version's own
+_T = struct.Struct(">cQ")  # log: truncated below the base limit
 
 
 class Written:
@@ -49,6 +61,10 @@ class Written:
                 del self.starts[i], self.ends[i]
             else:
                 self.ends[i] = min(self.ends[i], limit)
+
+    def overlaps(self, a: int, b: int) -> bool:
+        i = bisect.bisect_right(self.ends, a)
+        return i < len(self.starts) and self.starts[i] < b
 
     def segments(self, a: int, b: int):
         """(start, end, written) pieces covering [a, b)."""
@@ -89,14 +105,18 @@ class PgStaging(I.Staging):
         self.exclusive = False
         self.path = spool
         self.fd = os.open(spool, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
+        self.logfd = None  # the written-ranges log (copy-on-write versions)
         self.mode, self.uid, self.gid = mode, uid, gid
         now = time.time_ns()
         self.atime, self.mtime, self.ctime = times or (now, now, now)
         self._size = size
-        # the published version this one started from: (object key, inline bytes, size)
+        # the published version this one started from (chunks.Base)
         self.base = base
-        self.limit = base[2] if base else 0
+        self.limit = base.size if base else 0
         self.written = Written(written)
+        if base is not None:
+            self.logfd = os.open(spool[:-5] + ".log", os.O_RDWR | os.O_CREAT | os.O_APPEND |
+                                 os.O_CLOEXEC, 0o600)
         self._unsynced = True
         self._finished = False
         self.publishing = False  # a worker thread is uploading it: it must not change now
@@ -131,7 +151,7 @@ class PgStaging(I.Staging):
             raise _oserror(e) from None
         if n:
             if offset < self.limit:
-                self.written.add(offset, min(offset + n, self.limit))
+                self._own(offset, min(offset + n, self.limit))
             self._size = max(self._size, offset + n)
             self._changed()
         return n
@@ -169,35 +189,98 @@ class PgStaging(I.Staging):
         if size < self.limit:
             self.limit = size
             self.written.clip(size)
+            self._log(_T.pack(b"T", size))
         self._size = size
         self._changed()
+
+    def _own(self, a: int, b: int) -> None:
+        """[a, b) below the base limit is this version's own from now on (logged)."""
+        self.written.add(a, b)
+        self._log(_W.pack(b"W", a, b))
+
+    def _log(self, rec: bytes) -> None:
+        if self.logfd is not None:
+            try:
+                os.write(self.logfd, rec)
+            except OSError as e:
+                raise _oserror(e) from None
+
+    def replay(self) -> None:
+        """After a restart: the written ranges and the limit from the log."""
+        if self.logfd is None:
+            return
+        data = os.pread(self.logfd, 1 << 30, 0)
+        pos = 0
+        while pos < len(data):
+            tag = data[pos:pos + 1]
+            if tag == b"W" and pos + _W.size <= len(data):
+                _, a, b = _W.unpack_from(data, pos)
+                if a < self.limit:
+                    self.written.add(a, min(b, self.limit))
+                pos += _W.size
+            elif tag == b"T" and pos + _T.size <= len(data):
+                _, size = _T.unpack_from(data, pos)
+                if size < self.limit:
+                    self.limit = size
+                    self.written.clip(size)
+                pos += _T.size
+            else:
+                break  # a record cut short by the crash: what it said never happened
 
     def size(self) -> int:
         return self._size
 
     def allocate(self, offset: int, length: int) -> None:
+        """fallocate mode 0 on the spool: content unchanged, the size may grow (dirty only
+        then: a reservation alone changes nothing anybody reads)."""
         self.check()
+        if offset < 0 or length <= 0:
+            raise I.Invalid("bad range")
         try:
-            os.posix_fallocate(self.fd, offset, length)
+            linux.fallocate(self.fd, 0, offset, length)
         except OSError as e:
+            if e.errno in linux.NO_FALLOCATE:
+                raise I.NotSupported("allocate") from None
             raise _oserror(e) from None
         if offset + length > self._size:
-            if self._size < self.limit:
-                self.written.add(self._size, min(offset + length, self.limit))
             self._size = offset + length
             self._changed()
 
     def deallocate(self, offset: int, length: int) -> None:
-        """Zeros in [offset, offset+length) (written with zeros; the spool is not sparse-aware
-        in the object store anyway), the size stays."""
+        """A hole in [offset, offset+length), clipped to the size (which stays): punched in
+        the spool, and counted as written so the base version's bytes are not used there."""
         self.check()
+        if offset < 0 or length <= 0:
+            raise I.Invalid("bad range")
         end = min(offset + length, self._size)
-        pos = offset
-        zero = bytes(min(1 << 20, max(0, end - offset)))
-        while pos < end:
-            n = min(len(zero), end - pos)
-            self.write(pos, memoryview(zero)[:n])
-            pos += n
+        if offset >= end:
+            return
+        try:
+            linux.fallocate(self.fd, linux.FALLOC_FL_PUNCH_HOLE | linux.FALLOC_FL_KEEP_SIZE,
+                            offset, end - offset)
+        except OSError as e:
+            if e.errno in linux.NO_FALLOCATE:
+                raise I.NotSupported("deallocate") from None
+            raise _oserror(e) from None
+        if offset < self.limit:
+            self._own(offset, min(end, self.limit))
+        self._changed()
+
+    def data_ranges(self, a: int, b: int):
+        """(start, end) ranges within [a, b) that hold data: the spool's where it was written
+        or beyond the base, the base version's elsewhere."""
+        b = min(b, self._size)
+        for s, e, w in self.written.segments(a, min(b, self.limit)):
+            if w:
+                yield from linux.data_ranges(self.fd, s, e)
+            else:
+                yield from chunks.data_ranges(self.base, self.backend.chunk, s, e)
+        if b > self.limit:
+            yield from linux.data_ranges(self.fd, max(a, self.limit), b)
+
+    def seek(self, offset: int, what) -> tuple[int, bool]:
+        self.check()
+        return chunks.seek(self.data_ranges(offset, self._size), offset, self._size, what)
 
     def attrs(self) -> I.Attrs:
         self.check()
@@ -215,51 +298,45 @@ class PgStaging(I.Staging):
         self.check()
         try:
             os.fdatasync(self.fd)
+            if self.logfd is not None:
+                os.fdatasync(self.logfd)
         except OSError as e:
             raise _oserror(e) from None
         self.backend.save_staging(self)
 
-    def fill(self) -> None:
-        """Bring every byte not written below `limit` from the base version into the spool
-        (blocks: a worker thread), so the spool holds the whole new version."""
-        for a, b, w in list(self.written.segments(0, self.limit)):
-            if not w:
-                pos = a
-                while pos < b:
-                    data = self.backend.read_base(self.base, pos, min(4 << 20, b - pos), False)
-                    if not data:
-                        raise I.IOFailure("base version shorter than expected")
-                    os.pwrite(self.fd, data, pos)
-                    pos += len(data)
-        self.written = Written([(0, self.limit)] if self.limit else ())
+    def materialize(self, a: int, b: int) -> bytes:
+        """The new version's bytes [a, b) (blocks: a worker thread, at publish)."""
+        return self.read(a, b - a)[0]
 
     def state(self) -> dict:
         """What the staging row keeps besides the record (JSON)."""
-        return {"size": self._size, "limit": self.limit, "written": self.written.ranges(),
-                "mode": self.mode, "uid": self.uid, "gid": self.gid,
-                "times": [self.atime, self.mtime, self.ctime]}
+        return {"size": self._size, "dirty": self.dirty, "mode": self.mode, "uid": self.uid,
+                "gid": self.gid, "times": [self.atime, self.mtime, self.ctime]}
 
     def record_json(self) -> str:
-        return json.dumps({"record": self.record, "state": self.state()},
-                          separators=(",", ":"))
+        try:
+            return json.dumps({"record": self.record, "state": self.state()},
+                              separators=(",", ":"))
+        except (TypeError, ValueError) as e:
+            raise I.Invalid(f"the record is not JSON: {e}") from None
 
     def finish(self):
-        """Published or discarded: the spool file goes."""
+        """Published or discarded: the spool files go."""
         self._finished = True
-        try:
-            os.close(self.fd)
-        except OSError:
-            pass
-        try:
-            os.unlink(self.path)
-        except OSError:
-            pass
+        self.close_fd()
+        for p in (self.path, self.path[:-5] + ".log"):
+            try:
+                os.unlink(p)
+            except OSError:
+                pass
 
     def close_fd(self):
-        try:
-            os.close(self.fd)
-        except OSError:
-            pass
+        for fd in (self.fd, self.logfd):
+            if fd is not None:
+                try:
+                    os.close(fd)
+                except OSError:
+                    pass
 
 
 def _pread(fd: int, count: int, offset: int) -> bytes:

@@ -50,7 +50,7 @@ def test_malformed_and_foreign_handles(backend, storage, tmp_path):
         with pytest.raises(I.BadHandle):
             backend.getattr(bad)
     # a well-formed handle of another export, or of an object that never existed
-    other = storage.__class__(storage.kind, tmp_path / "other").open()
+    other = storage.sibling(tmp_path / "other").open()
     try:
         foreign = other.root()
         unknown = r[:-1] + bytes([r[-1] ^ 0x55])
