@@ -108,6 +108,11 @@ class Namespace:
         with self.db.cursor() as cur:
             row = self._row(cur, oid)
         if row is None or row[13] is not None:
+            # removed through another frontend while this viewer writes a version of it: the
+            # open keeps it usable (PRESERVE_UNLINKED); its publish will find it gone
+            for s in self._by_oid.get(oid, ()):
+                if s.viewer == viewer and not s.is_new:
+                    return s.attrs()
             raise I.Stale("no such object")
         return attrs_of(row)
 

@@ -212,7 +212,14 @@ def _open(ctx, a, client, owner):
         dl = store.find_state(client, deleg_sid, handle, ctx.minor)
         if not isinstance(dl, Delegation) or dl.client is not client:
             raise NFS4Error(x.NFS4ERR_BAD_STATEID)
-    fa = created.attrs() if created is not None else getattr_(ctx, FileRef(fh.export, handle), v)
+    try:
+        fa = created.attrs() if created is not None else \
+            getattr_(ctx, FileRef(fh.export, handle), v)
+    except NFS4Error as e:
+        if e.status == x.NFS4ERR_STALE and claim in (x.CLAIM_NULL, x.CLAIM_DELEGATE_CUR):
+            # removed by another server between the look-up and now: the client asks again
+            raise NFS4Error(x.NFS4ERR_DELAY) from None
+        raise
     if fa.kind != Kind.REG:
         raise NFS4Error(_file_kind_error(ctx, fa))
     if share & WRITE:
@@ -247,8 +254,14 @@ def _open(ctx, a, client, owner):
                 if truncate:
                     call(st.staging.truncate, 0)
             else:
-                files.start(st, call(be.stage_version, handle, v, truncate,
-                                     store.owner_record(owner)), created=False)
+                try:
+                    stg = be.stage_version(handle, v, truncate, store.owner_record(owner))
+                except bi.Stale:  # removed by another server since the look-up: ask again
+                    raise NFS4Error(x.NFS4ERR_DELAY if claim == x.CLAIM_NULL
+                                    else x.NFS4ERR_STALE) from None
+                except bi.BackendError as e:
+                    raise NFS4Error(status_of(e)) from None
+                files.start(st, stg, created=False)
         elif truncate:
             if st.staging is None:
                 raise NFS4Error(x.NFS4ERR_INVAL)
