@@ -33,6 +33,14 @@ Space and sparse files (RFC 7862): `Staging.allocate` / `Staging.deallocate` cha
 staging version (fallocate, punch hole); `Staging.seek` and `seek` find data or holes in a
 staging version or the published one.
 
+Server-side copy (RFC 7862 COPY, CLONE): `Staging.copy_from(src, ...)` and
+`Staging.clone_from(src, ...)` put a range of another *version* into the staging version,
+like WRITE: `src` is what READ would read, a pinned published version (`open_version`) or a
+staging object, of this backend or (copy only) another. The defaults here read and write
+(holes stay zeros, punched where the backend can) and refuse to clone; a backend overrides
+them to share or copy in place (the local one: FICLONERANGE, copy_file_range).
+`Backend.clone_blksize` is the clone alignment (0: `clone_from` is NotSupported).
+
 Contracts the protocol layer relies on
 --------------------------------------
 * **Handle prefix.** The first 8 bytes of every handle a backend hands out are the same for all
@@ -275,6 +283,9 @@ class SetAttrs:
     mtime_ns: int | None = None
 
 
+COPY_CHUNK = 1 << 20  # the default copy's read/write size
+
+
 class Staging:
     """A private writable version. Created only by `Backend.create_staged`/`stage_version`."""
 
@@ -328,6 +339,64 @@ class Staging:
             raise PastEnd(f"{offset} >= {size}")
         return (offset, False) if what == Content.DATA else (size, True)
 
+    def copy_from(self, src, src_offset: int, dst_offset: int, count: int) -> int:
+        """Copy [src_offset, src_offset+count) of version `src` (a pinned published version or
+        a staging object: anything with read, seek, attrs) to dst_offset of this version, as
+        WRITEs of those bytes would; stops where `src` ends. Returns the bytes copied. This
+        default reads and writes in COPY_CHUNK pieces; the source's holes are not read: they
+        become holes (DEALLOCATE where this version has content there, else just the size)."""
+        end = min(src_offset + count, src.attrs().size)
+        if src_offset >= end:
+            return 0
+        delta = dst_offset - src_offset
+        pos = src_offset
+        while pos < end:
+            try:
+                data_at, _ = src.seek(pos, Content.DATA)
+            except PastEnd:
+                data_at = end
+            data_at = min(data_at, end)
+            if data_at > pos:  # a hole [pos, data_at)
+                self._zero(pos + delta, data_at - pos)
+                pos = data_at
+                continue
+            try:
+                hole_at = min(src.seek(pos, Content.HOLE)[0], end)
+            except PastEnd:
+                hole_at = end
+            while pos < hole_at:
+                data, _ = src.read(pos, min(COPY_CHUNK, hole_at - pos))
+                if not data:
+                    pos = hole_at
+                    break
+                self.write(pos + delta, data)
+                pos += len(data)
+        if self.size() < end + delta:
+            self.truncate(end + delta)
+        return end - src_offset
+
+    def _zero(self, offset: int, length: int) -> None:
+        """[offset, offset+length) reads as zeros afterwards (a source hole copied)."""
+        inside = min(offset + length, self.size()) - offset
+        if inside <= 0:
+            return
+        try:
+            self.deallocate(offset, inside)
+        except NotSupported:
+            zeros = bytes(min(COPY_CHUNK, inside))
+            done = 0
+            while done < inside:
+                n = min(len(zeros), inside - done)
+                self.write(offset + done, zeros[:n])
+                done += n
+
+    def clone_from(self, src, src_offset: int, dst_offset: int, count: int) -> None:
+        """Make [dst_offset, dst_offset+count) of this version share [src_offset, ...+count)
+        of `src` (reflink): O(1) in bytes. The caller has checked the range against the source
+        size and the alignment (`Backend.clone_blksize`). NotSupported where the storage
+        cannot share (the default)."""
+        raise NotSupported("clone")
+
 
 class ClientRecords:
     """Durable records of the client incarnations (owner, boot verifier) that hold state: after
@@ -374,6 +443,9 @@ class SharedLocks:
 
 class Backend:
     """One exported tree. All `dir`/`handle` arguments are handles (bytes)."""
+
+    # The alignment of `Staging.clone_from` ranges (NFSv4.2 clone_blksize); 0: it cannot clone.
+    clone_blksize: int = 0
 
     # a backend several servers share (their clients' locks must conflict): SharedLocks
     def shared_locks(self) -> "SharedLocks | None":

@@ -38,6 +38,7 @@ One concern per module (each module's text says which of its methods take the lo
     publish.py    create_staged, stage_version, publish (and its directory fsync)
     recovery.py   staging objects resumed at start-up
     staging.py    LocalStaging: a private version and its data path
+    copy.py       server-side copy and clone into a staging version (COPY, CLONE)
     overlay.py    copy-on-write extents over the published version, where reflink is missing
     record.py     the staging record: JSON in a .rec file or in an attribute of the data file
     linux.py      every Linux-specific call (statx, O_PATH, /proc/self/fd, fallocate, ...)

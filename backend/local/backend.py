@@ -26,7 +26,7 @@ from ..handles import DEV_MAJ, DEV_MIN, INO, ROOT_ID, HandleDB, Node, generation
 from .common import DIR, O_LISTDIR, close_quiet
 from .dirchange import DirChanges
 from .dirops import DirOps
-from .linux import HAVE_NOWAIT, O_PATHDIR, fstatx
+from .linux import HAVE_NOWAIT, O_PATHDIR, can_clone, fstatx
 from .listing import ListingCache, Listings
 from .namespace import Namespace
 from .publish import Publishing
@@ -146,6 +146,7 @@ class LocalBackend(Namespace, DirOps, Listings, Reading, Xattrs, Publishing, Rec
         self._rec_xattrs = record_xattrs  # None: where the file system stores user xattrs
         self._problems: list[tuple[str, str]] = []
         self._closed = False
+        self._clone_blksize: int | None = None  # probed on first use
 
         self.export_dir, self.state_dir, self._state_ino = _state_dir(export_dir, state_dir)
         export_dir, state_dir = self.export_dir, self.state_dir
@@ -187,6 +188,15 @@ class LocalBackend(Namespace, DirOps, Listings, Reading, Xattrs, Publishing, Rec
         except BaseException:
             self.close()
             raise
+
+    @property
+    def clone_blksize(self) -> int:
+        """The block size where the file system can share extents (CLONE), else 0; probed
+        once, in the staging directory (the same file system as the export)."""
+        if self._clone_blksize is None:
+            self._clone_blksize = os.fstatvfs(self._staging_fd).f_bsize \
+                if can_clone(self._staging_fd) else 0
+        return self._clone_blksize
 
     def _init_root(self, rst: tuple) -> Node:
         row = self._db.get(ROOT_ID)

@@ -5,7 +5,7 @@
 * O_PATH directory fds, and /proc/self/fd/N paths to reach an O_PATH fd's inode itself (never
   a symlink's target) for chown/chmod/utime and extended attributes.
 * fallocate(2) (ALLOCATE; DEALLOCATE punches a hole), FICLONE (reflink: a new version in O(1)
-  on btrfs/xfs), SEEK_DATA/SEEK_HOLE, copy_file_range(2).
+  on btrfs/xfs), FICLONERANGE (CLONE), SEEK_DATA/SEEK_HOLE, copy_file_range(2).
 * preadv with RWF_NOWAIT (READ from the page cache only, so the reactor thread never waits
   for the disk), into a buffer that is not zeroed first (CPython's C API through ctypes).
 
@@ -22,6 +22,7 @@ import ctypes
 import errno
 import fcntl
 import os
+import struct
 
 from .. import interface as I
 from ..handles import fstatx, fstatx_key, statx, statx_key, statx_keys  # noqa: F401 (re-export)
@@ -40,11 +41,37 @@ def fd_path(fd: int) -> str:
 
 # --------------------------------------------------------------------------- reflink
 FICLONE = 0x40049409
+FICLONERANGE = 0x4020940D  # _IOW(0x94, 13, struct file_clone_range)
+NO_REFLINK = {errno.EOPNOTSUPP, errno.ENOTTY, errno.ENOSYS, errno.EXDEV}  # cannot share here
 
 
 def clone(dst: int, src: int) -> None:
     """Make `dst` share `src`'s extents (FICLONE); OSError where the file system cannot."""
     fcntl.ioctl(dst, FICLONE, src)
+
+
+def clone_range(dst: int, src: int, src_offset: int, count: int, dst_offset: int) -> None:
+    """Make [dst_offset, +count) of `dst` share [src_offset, +count) of `src` (FICLONERANGE;
+    count 0: to the end of src). OSError: NO_REFLINK where the file system cannot, EINVAL for
+    a range that is not block-aligned (the end of the source excepted)."""
+    arg = struct.pack("=qQQQ", src, src_offset, count, dst_offset)
+    fcntl.ioctl(dst, FICLONERANGE, arg)
+
+
+def can_clone(dir_fd: int) -> bool:
+    """Can the file system of directory `dir_fd` share extents (two empty files, FICLONE)?"""
+    fds = []
+    try:
+        for _ in range(2):
+            fds.append(os.open(".", os.O_TMPFILE | os.O_RDWR | os.O_CLOEXEC, 0o600,
+                               dir_fd=dir_fd))
+        clone(fds[1], fds[0])
+        return True
+    except OSError:
+        return False
+    finally:
+        for fd in fds:
+            os.close(fd)
 
 
 # --------------------------------------------------------------------------- fallocate
@@ -107,13 +134,13 @@ def data_ranges(fd: int, a: int, b: int):
 _COPY_FALLBACK = {errno.EXDEV, errno.EINVAL, errno.ENOSYS, errno.EOPNOTSUPP, errno.EBADF}
 
 
-def copy_range(src: int, dst: int, a: int, b: int) -> None:
-    """Copy [a, b) of src to the same offsets of dst: copy_file_range(2) (in the kernel, a
-    reflink where the file system can), else pread/pwrite. Stops early where src ends."""
+def copy_range(src: int, dst: int, a: int, b: int, delta: int = 0) -> None:
+    """Copy [a, b) of src to [a + delta, b + delta) of dst: copy_file_range(2) (in the kernel,
+    a reflink where the file system can), else pread/pwrite. Stops early where src ends."""
     pos = a
     while pos < b:
         try:
-            n = os.copy_file_range(src, dst, b - pos, pos, pos)
+            n = os.copy_file_range(src, dst, b - pos, pos, pos + delta)
         except OSError as e:
             if e.errno not in _COPY_FALLBACK:
                 raise
@@ -124,7 +151,7 @@ def copy_range(src: int, dst: int, a: int, b: int) -> None:
             chunk = os.pread(src, min(b - pos, 1 << 20), pos)
             if not chunk:
                 return
-            n = os.pwrite(dst, chunk, pos)
+            n = os.pwrite(dst, chunk, pos + delta)
         pos += n
 
 

@@ -29,6 +29,7 @@ from .. import interface as I
 from ..handles import handle_id
 from ..oserror import from_oserror, maps_oserror
 from .common import check_name, close_quiet, seek_fd, to_attrs, unlink_quiet
+from .copy import clone_into, copy_into
 from .linux import (FALLOC_FL_KEEP_SIZE, FALLOC_FL_PUNCH_HOLE, NO_FALLOCATE, fallocate, find,
                     fstatx)
 from .overlay import CopyOnWrite
@@ -267,6 +268,14 @@ class LocalStaging(CopyOnWrite, StagingRecord, I.Staging):
             if r is not None:
                 return r, False
         return size, True
+
+    def copy_from(self, src, src_offset: int, dst_offset: int, count: int) -> int:
+        """COPY: copy_file_range of the source's data segments (copy.py)."""
+        return copy_into(self, src, src_offset, dst_offset, count)
+
+    def clone_from(self, src, src_offset: int, dst_offset: int, count: int) -> None:
+        """CLONE: FICLONERANGE (copy.py); NotSupported without reflink."""
+        clone_into(self, src, src_offset, dst_offset, count)
 
     def attrs(self) -> I.Attrs:
         self.check()
