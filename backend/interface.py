@@ -255,6 +255,7 @@ class FsStats:
     space_avail: int
     maxname: int = NAME_MAX
     xattrs: bool = False  # user extended attributes can be stored
+    clone_blksize: int = 0  # `Backend.clone_blksize` (NFSv4.2 clone_blksize attribute)
 
 
 @dataclass(slots=True, eq=False)

@@ -36,7 +36,7 @@ _SET_ONLY_WORD1 = sum(1 << (n - 32) for n in SET_ONLY)
 FS_STATS = frozenset({
     x.FATTR4_FILES_AVAIL, x.FATTR4_FILES_FREE, x.FATTR4_FILES_TOTAL,
     x.FATTR4_SPACE_AVAIL, x.FATTR4_SPACE_FREE, x.FATTR4_SPACE_TOTAL,
-    x.FATTR4_XATTR_SUPPORT,
+    x.FATTR4_XATTR_SUPPORT, x.FATTR4_CLONE_BLKSIZE,
 })
 
 
@@ -111,6 +111,7 @@ _FIXED = {
     x.FATTR4_TIME_MODIFY: ("qI", "a.mtime_ns // 1000000000", "a.mtime_ns % 1000000000"),
     x.FATTR4_MOUNTED_ON_FILEID: ("Q", "(a.fileid if s.mounted_on is None else s.mounted_on)"),
     x.FATTR4_XATTR_SUPPORT: ("I", "s.fs.xattrs"),
+    x.FATTR4_CLONE_BLKSIZE: ("I", "s.fs.clone_blksize"),
 }
 _VARIABLE = {
     x.FATTR4_FILEHANDLE: "_opaque(s.fh)",
@@ -146,9 +147,10 @@ GETTERS.update({
 
 
 # The attributes of each minor version (supported_attrs); `supported(minor)` picks one.
-SUPPORTED_40 = frozenset(GETTERS) - {x.FATTR4_SUPPATTR_EXCLCREAT, x.FATTR4_XATTR_SUPPORT} | WRITABLE
-SUPPORTED_41 = frozenset(GETTERS) - {x.FATTR4_XATTR_SUPPORT} | WRITABLE
-SUPPORTED_42 = SUPPORTED_41 | {x.FATTR4_XATTR_SUPPORT}
+ONLY_42 = {x.FATTR4_XATTR_SUPPORT, x.FATTR4_CLONE_BLKSIZE}
+SUPPORTED_40 = frozenset(GETTERS) - {x.FATTR4_SUPPATTR_EXCLCREAT} - ONLY_42 | WRITABLE
+SUPPORTED_41 = frozenset(GETTERS) - ONLY_42 | WRITABLE
+SUPPORTED_42 = SUPPORTED_41 | ONLY_42
 _SUPPORTED = (SUPPORTED_40, SUPPORTED_41, SUPPORTED_42)
 
 

@@ -1,4 +1,5 @@
-"""The callback path: the server's calls to clients (CB_COMPOUND with CB_RECALL; CB_NULL).
+"""The callback path: the server's calls to clients (CB_COMPOUND with CB_RECALL or CB_OFFLOAD;
+CB_NULL).
 
 NFSv4.1+: calls go over a connection the client bound to its session's back channel
 (CREATE_SESSION with CONN_BACK_CHAN, or BIND_CONN_TO_SESSION), after CB_SEQUENCE on the back
@@ -101,11 +102,24 @@ class Callbacks:
                 return
             chan.send([op])
             return
+        if not self._send41(client, [op]):
+            log.info("client %r: no back channel for a recall", client.owner)
+
+    def offload(self, client, fh: bytes, stateid, info) -> bool:
+        """Send CB_OFFLOAD (4.2): an asynchronous COPY into `fh` ended. False if the client
+        has no back channel now (it then learns the end from OFFLOAD_STATUS)."""
+        op = x.nfs_cb_argop4(x.OP_CB_OFFLOAD, x.CB_OFFLOAD4args(fh, stateid, info))
+        if self._send41(client, [op]):
+            return True
+        log.info("client %r: no back channel for CB_OFFLOAD", client.owner)
+        return False
+
+    def _send41(self, client, ops) -> bool:
         for session in client.sessions.values():
             if self._back_conn(session) is not None:
-                self._queue41(session, [op])
-                return
-        log.info("client %r: no back channel for a recall", client.owner)
+                self._queue41(session, ops)
+                return True
+        return False
 
     def _queue41(self, session, ops):
         q = self._queues.setdefault(session, deque())

@@ -49,7 +49,8 @@ def _serve(args) -> int:
         metrics=args.metrics, inline_fsync=args.inline_fsync_ms / 1000,
         allow=tuple(args.allow or ()), export_options=options, meta=args.meta,
         data=args.data, frontend_id=args.frontend_id, spool=args.spool,
-        s3_endpoint=args.s3_endpoint,
+        s3_endpoint=args.s3_endpoint, server_copy=not args.no_server_copy,
+        copy_async=int(args.copy_async_mib * (1 << 20)), max_async_copies=args.max_async_copies,
     )
     from backend import BadSpec
     from backend.interface import BackendError
@@ -244,6 +245,15 @@ def main(argv=None) -> int:
                    help="a publish's directory fsync runs on the event loop while fsyncs "
                         "average under MS ms, else in a worker thread shared by concurrent "
                         "publishes (default 1; 0: always in threads)")
+    c = s.add_argument_group("NFSv4.2 server-side copy (COPY, CLONE)")
+    c.add_argument("--no-server-copy", action="store_true",
+                   help="answer COPY and CLONE with NOTSUPP: clients copy through themselves")
+    c.add_argument("--copy-async-mib", type=float, default=64, metavar="MIB",
+                   help="copies of at least MIB MiB run asynchronously, the client told at the "
+                        "end by CB_OFFLOAD (default 64)")
+    c.add_argument("--max-async-copies", type=int, default=4, metavar="N",
+                   help="asynchronous copies per client at once; more run synchronously "
+                        "(default 4)")
     s.add_argument("-v", "--verbose", action="store_true", help="log every request")
     s.set_defaults(fn=_serve)
     ex = sub.add_parser("exports", help="exports file tools")

@@ -121,6 +121,7 @@ class NfsClient:
         self.seqids: dict[bytes, int] = {}  # 4.0: last seqid used per open-owner
         self.recalls: list = []  # (stateid, fh) of every CB_RECALL received
         self.answer_recalls = True  # reply NFS4_OK to CB_RECALL (the test returns it)
+        self.offloads: list = []  # CB_OFFLOAD4args of every CB_OFFLOAD received
         self.rpc.call_handler = self._callback
 
     # ------------------------------------------------------------------ transport
@@ -386,7 +387,8 @@ class NfsClient:
 
 def answer_callback(record, client):
     """The reply record to one callback CALL: CB_NULL, or CB_COMPOUND with CB_SEQUENCE and
-    CB_RECALL (recorded in client.recalls); other callback operations get NOTSUPP."""
+    CB_RECALL or CB_OFFLOAD (recorded in client.recalls, client.offloads); other callback
+    operations get NOTSUPP."""
     from .rpc.message import parse_call, reply_success
 
     call = parse_call(record)
@@ -404,6 +406,9 @@ def answer_callback(record, client):
         elif a.tag == x.OP_CB_RECALL:
             client.recalls.append((a.value.stateid, a.value.fh, call.cred))
             r = x.CB_RECALL4res(x.NFS4_OK)
+        elif a.tag == x.OP_CB_OFFLOAD:
+            client.offloads.append(a.value)
+            r = x.CB_OFFLOAD4res(x.NFS4_OK)
         else:
             status = x.NFS4ERR_NOTSUPP
             results.append(x.nfs_cb_resop4(a.tag, x.CB_GETATTR4res(status, None))

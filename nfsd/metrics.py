@@ -12,7 +12,8 @@ Two kinds of numbers, kept apart so that the request path stays cheap:
   handler and, for operations that finish in a thread (FILE_SYNC WRITE, COMMIT, ...), the wait
   for the thread.
 * Computed when scraped, from the state store: clients, sessions, open files, files under
-  construction, retired and recoverable files, connections, grace.
+  construction, retired and recoverable files, connections, grace; and from the server-side
+  copies (nfsd/copies.py): bytes copied, copies started, clones, asynchronous copies running.
 
 The HTTP endpoint is a twisted.web resource run in the reactor thread, so a scrape reads the
 state store between requests, never while an operation changes it.
@@ -105,6 +106,7 @@ class Metrics:
             "delegations": sum(len(v) for v in store.delegs_by_file.values()),
             "connections": len(self.factory.protocols) if self.factory is not None else 0,
             "in_grace": 1 if store.grace_until is not None else 0,
+            "async_copies": self.server.copies.running_async(),
         }
 
     GAUGE_HELP = {
@@ -120,6 +122,7 @@ class Metrics:
         "delegations": "Read delegations held by clients.",
         "connections": "Open TCP connections.",
         "in_grace": "1 while the grace period after a restart lasts.",
+        "async_copies": "Asynchronous server-side copies (COPY) running.",
     }
 
     def collect(self):
@@ -164,6 +167,14 @@ class Metrics:
                                   value=self.bytes_read)
         yield CounterMetricFamily("nfsd_written_bytes", "Bytes accepted by WRITE.",
                                   value=self.bytes_written)
+        copies = self.server.copies
+        yield CounterMetricFamily("nfsd_copied_bytes",
+                                  "Bytes copied by the server for COPY (not through clients).",
+                                  value=copies.bytes_copied)
+        yield CounterMetricFamily("nfsd_server_copies", "COPY operations started.",
+                                  value=copies.copies)
+        yield CounterMetricFamily("nfsd_clones", "CLONE operations done (shared extents).",
+                                  value=copies.clones)
         for key, value in self.gauges().items():
             yield GaugeMetricFamily("nfsd_" + key, self.GAUGE_HELP[key], value=value)
         if self.backends is not None:

@@ -22,6 +22,7 @@ from backend import interface as bi
 from .access import NOBODY, Cred
 from .callback import Callbacks
 from .compound import Compound
+from .copies import Copies
 from .drc import ReplyCache
 from .exports import Export, ExportTable, Options, parse_exports, quick_export
 from .ops import handlers
@@ -66,6 +67,11 @@ class Config:
     frontend_id: str | None = None
     spool: str | None = None
     s3_endpoint: str | None = None
+    # NFSv4.2 server-side copy (nfsd/copies.py): off with --no-server-copy; copies of at
+    # least copy_async bytes run asynchronously (CB_OFFLOAD), at most max_async_copies per client
+    server_copy: bool = True
+    copy_async: int = 64 << 20
+    max_async_copies: int = 4
     extra: dict = field(default_factory=dict)
 
 
@@ -75,7 +81,7 @@ class NfsServer:
     versions = (4, 4)
 
     def __init__(self, exports: ExportTable, store: StateStore, reactor, minors=(1, 2),
-                 delegations: bool = True, now_ns=time.time_ns):
+                 delegations: bool = True, now_ns=time.time_ns, copies: dict | None = None):
         self.exports = exports
         self.now_ns = now_ns  # the wall clock in ns (SET_TO_SERVER_TIME)
         self.store = store
@@ -92,8 +98,14 @@ class NfsServer:
         self.delegations = delegations
         self.callbacks = Callbacks(self, reactor)
         store.send_recall = self.callbacks.recall
+        self.copies = Copies(self, **(copies or {}))
+        # The lifecycle changes a staging version a copy writes only after that copy stopped.
+        store.unfinished.in_use = self.copies.cancel_then
 
     def _persist(self, staging):
+        if self.copies.cancel_then(staging, lambda: self._persist(staging)):
+            return  # a copy into it is stopping: its record is written after
+
         def failed(f):
             log.warning("cannot save the record of %s: %s", staging.id, f.getErrorMessage())
         self.in_thread(staging.sync).addErrback(failed)
@@ -244,7 +256,9 @@ def assemble(config: Config, reactor, exports: list[Export], *, clock=None,
     store.shared = first.shared_locks()
     # Delegations need every open of a file in one place: not with frontends that share it.
     server = NfsServer(ExportTable(exports, now_ns()), store, reactor, minors=config.minors,
-                       delegations=config.delegations and store.shared is None, now_ns=now_ns)
+                       delegations=config.delegations and store.shared is None, now_ns=now_ns,
+                       copies=dict(enabled=config.server_copy, async_min=config.copy_async,
+                                   max_async=config.max_async_copies))
     for e in exports:
         for st in e.backend.list_staged():
             store.unfinished.restart(st)  # rule 8

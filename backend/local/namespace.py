@@ -231,4 +231,4 @@ class Namespace:
             v = os.statvfs(self._root_fd)
         return I.FsStats(v.f_files, v.f_ffree, v.f_favail, v.f_blocks * v.f_frsize,
                          v.f_bfree * v.f_frsize, v.f_bavail * v.f_frsize,
-                         min(v.f_namemax, I.NAME_MAX), self._user_xattrs())
+                         min(v.f_namemax, I.NAME_MAX), self._user_xattrs(), self.clone_blksize)

@@ -14,6 +14,7 @@ import json
 import time
 
 from .. import interface as I
+from .content import PAGE
 from .disk import ROOT_ID, Inode, MemoryDisk, check_name
 from .records import MemoryRecords
 from .registry import Stagings
@@ -25,7 +26,8 @@ HANDLE_LEN = 16  # disk identity (8 bytes) + object id (8 bytes, never used agai
 DIR_SIZE = 4096  # what a small directory reports as size and space used, as on ext4
 _XATTR_KINDS = (REG, DIR)  # Linux keeps user.* attributes only on these
 _STATS = I.FsStats(files_total=1 << 24, files_free=1 << 23, files_avail=1 << 23,
-                   space_total=1 << 40, space_free=1 << 39, space_avail=1 << 39, xattrs=True)
+                   space_total=1 << 40, space_free=1 << 39, space_avail=1 << 39, xattrs=True,
+                   clone_blksize=PAGE)
 
 
 def _xattr_key(name) -> bytes:
@@ -60,6 +62,8 @@ class MemoryBackend(WriteOnce, I.Backend):
     """See the package text. `disk`: a MemoryDisk (default: a new one), taken over from any
     backend using it; `clock_ns`: where times come from; `owner`: (uid, gid) of the root
     directory of a new disk and of objects created with uid/gid None; `root_mode`."""
+
+    clone_blksize = PAGE  # CLONE shares pages (content.py)
 
     def __init__(self, disk: MemoryDisk | None = None, *, clock_ns=time.time_ns,
                  owner: tuple[int, int] = (0, 0), root_mode: int = 0o755):

@@ -17,6 +17,7 @@ from .. import interface as I
 PAGE = 4096
 MAX_SIZE = (1 << 63) - 1  # the largest size NFSv4 can express (an offset is a signed 64-bit)
 _ZERO = bytes(PAGE)
+_HOLE = object()
 
 
 class Pages:
@@ -88,6 +89,24 @@ class Pages:
             self.pages.pop(i, None)
         self._zero(offset, first * PAGE)
         self._zero(last * PAGE, end)
+
+    def share(self, src: "Pages", src_offset: int, dst_offset: int, count: int) -> None:
+        """CLONE: [dst_offset, +count) takes src's pages of [src_offset, +count), shared (both
+        offsets page-aligned; count whole pages, or up to src's end where the range then ends
+        at or past this version's end: the last page's bytes past src's end are zeros)."""
+        end = dst_offset + count
+        if src_offset % PAGE or dst_offset % PAGE or \
+                (count % PAGE and (src_offset + count != src.size or end < self.size)):
+            raise I.Invalid("clone range not aligned")
+        s0, d0 = src_offset // PAGE, dst_offset // PAGE
+        for k in range(-(-count // PAGE)):
+            page = src.pages.get(s0 + k, _HOLE)
+            if page is _HOLE:
+                self.pages.pop(d0 + k, None)
+            else:
+                self.pages[d0 + k] = page
+        if end > self.size:
+            self.size = end
 
     def _zero(self, a: int, b: int) -> None:
         """Zero [a, b), which lies within one page, if that page holds data."""

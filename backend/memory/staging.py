@@ -149,6 +149,24 @@ class MemoryStaging(I.Staging):
         with self._backend._guard:
             return self._backend._attrs(self._state.inode, self._state.oid)
 
+    def clone_from(self, src, src_offset: int, dst_offset: int, count: int) -> None:
+        """CLONE: the source's pages are shared (content.py); a version of another backend
+        cannot be: NotSupported."""
+        self._check()
+        if isinstance(src, MemoryStaging) and src._backend is self._backend:
+            src._check()
+            inode = src._state.inode
+        elif isinstance(src, MemoryVersion) and src._backend is self._backend:
+            src._check()
+            inode = src._inode
+        else:
+            raise I.NotSupported("clone from another backend")
+        if count <= 0:
+            return
+        with self._backend._guard:
+            self._state.inode.pages.share(inode.pages, src_offset, dst_offset, count)
+            self._changed()
+
     # ---- record and durability
     def set_record(self, record: dict) -> None:
         self._check()

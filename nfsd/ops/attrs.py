@@ -66,6 +66,8 @@ def _set_size(ctx, fh, cur, size, st):
         if not st.access & x.OPEN4_SHARE_ACCESS_WRITE or st.staging is None:
             raise NFS4Error(x.NFS4ERR_OPENMODE)
         check_cred(ctx, st, fh, access.W)
+        if ctx.server.copies.busy(st.staging):
+            raise NFS4Error(x.NFS4ERR_DELAY)  # a server-side copy writes it now
         drop_setid(ctx, fh)
         call(st.staging.truncate, size)
         return
@@ -77,6 +79,8 @@ def _set_size(ctx, fh, cur, size, st):
     # The caller's own file under construction: change its staged version.
     mine = store.unfinished.staging_of(fh.handle, ctx.client)
     if mine is not None:
+        if ctx.server.copies.busy(mine):
+            raise NFS4Error(x.NFS4ERR_DELAY)
         call(mine.truncate, size)
         return
     be = fh.backend

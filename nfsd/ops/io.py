@@ -8,6 +8,8 @@ CLOSE (or OPEN_DOWNGRADE dropping write) of that open publishes it. See docs/sem
 
 from __future__ import annotations
 
+from twisted.internet import defer
+
 from backend import interface as bi
 from backend.interface import Kind
 
@@ -405,6 +407,9 @@ def _close(ctx, st, sid=None):
         raise NFS4Error(x.NFS4ERR_BAD_STATEID)
     if st.locks and any(ls.ranges for ls in st.locks.values()):
         raise NFS4Error(x.NFS4ERR_LOCKS_HELD)
+    copying = ctx.server.copies.idle(st.staging)
+    if copying is not None:  # a server-side copy into it runs: it finishes first
+        return copying.addCallback(lambda _: _close(ctx, st))
     durable = finish_write(ctx, st, lambda: ctx.server.store.close_open(st))
 
     def result(_=None):
@@ -440,6 +445,9 @@ def _downgrade(ctx, st, a):
         raise NFS4Error(x.NFS4ERR_INVAL)
     store = ctx.server.store
     store.check_downgrade(st, share, a.share_deny)
+    copying = ctx.server.copies.idle(st.staging) if not share & WRITE else None
+    if copying is not None:  # a server-side copy into it runs: it finishes first
+        return copying.addCallback(lambda _: _downgrade(ctx, st, a))
     if st.access & WRITE and not share & WRITE:
         durable = finish_write(ctx, st, lambda: store.downgrade(st, share, a.share_deny))
     else:
@@ -569,6 +577,8 @@ def op_write(ctx, a):
     if isinstance(st, Delegation) or not st.access & WRITE or st.staging is None:
         raise NFS4Error(x.NFS4ERR_OPENMODE)
     check_cred(ctx, st, fh, access.W)
+    if ctx.server.copies.busy(st.staging):
+        raise NFS4Error(x.NFS4ERR_DELAY)  # a server-side copy writes it now
     drop_setid(ctx, fh)
     data = a.data
     if a.offset + len(data) > attrs.MAX_FILESIZE:
@@ -590,6 +600,9 @@ def op_commit(ctx, a):
     mine = srv.store.unfinished.stagings_of(fh.handle, ctx.client)
     if not mine:
         return res
+    copying = [d for d in map(srv.copies.idle, mine) if d is not None]
+    if copying:  # COMMIT covers what a running server-side copy writes: after it
+        return defer.gatherResults(copying).addCallback(lambda _: op_commit(ctx, a))
     return srv.sync_all(mine).addCallback(lambda _: res)
 
 

@@ -1,4 +1,5 @@
-"""NFSv4.2 operations: ALLOCATE, DEALLOCATE, SEEK (RFC 7862 sections 15.1, 15.4, 15.11) and the
+"""NFSv4.2 operations: ALLOCATE, DEALLOCATE, SEEK, READ_PLUS (RFC 7862 sections 15.1, 15.4, 15.11,
+15.10) and the
 extended attribute operations GETXATTR, SETXATTR, LISTXATTRS, REMOVEXATTR (RFC 8276 section 8.4).
 
 All of them exist only in minor version 2: in a 4.1 COMPOUND they answer NOTSUPP (4.0 never gets
@@ -7,7 +8,8 @@ here: its COMPOUND stops at an operation number it does not have).
 Write-once (docs/semantics.md): ALLOCATE and DEALLOCATE change content, so they follow WRITE's
 rule 1: only through an open with write access, and only that open's staging version; the special
 stateids get OPENMODE (LOCKED when a share deny conflicts). SEEK looks at the version READ with
-the same stateid would read. Extended attributes are metadata (rule 5): they change in place, on
+the same stateid would read, and READ_PLUS reads it as READ would, in data and hole segments.
+Extended attributes are metadata (rule 5): they change in place, on
 the published object, or on the staging object of a file under construction (visible only to its
 client), and a new version takes them over when it is published.
 """
@@ -76,6 +78,8 @@ def _writer_staging(ctx, fh, stateid):
     if not st.access & WRITE or st.staging is None:
         raise NFS4Error(x.NFS4ERR_OPENMODE)
     check_cred(ctx, st, fh, access.W)
+    if ctx.server.copies.busy(st.staging):
+        raise NFS4Error(x.NFS4ERR_DELAY)  # a server-side copy writes it now
     drop_setid(ctx, fh)
     return st.staging
 
@@ -123,6 +127,81 @@ def op_seek(ctx, a):
                 raise
             pos, eof = _call(st.pin.seek, a.sa_offset, what)  # removed while open
     return x.SEEK4res(x.NFS4_OK, x.seek_res4(eof, pos))
+
+
+# ------------------------------------------------------------------ READ_PLUS
+READ_PLUS_OVERHEAD = 4 + 4 + 4  # status, eof, array length
+DATA_SEGMENT, HOLE_SEGMENT = 4 + 8 + 4 + 3, 4 + 8 + 8  # a segment's XDR bytes besides its data
+
+
+def op_read_plus(ctx, a):
+    """READ with holes: the data and hole segments (SEEK_DATA / SEEK_HOLE) of the version READ
+    with the same stateid reads, from rpa_offset, at most rpa_count bytes of it, bounded by the
+    session's reply size. Read in a worker thread from one pinned view of that version."""
+    fh = _current_fh(ctx)
+    _regular(ctx, fh)
+    st = _io_state(ctx, a.rpa_stateid, fh)
+    if isinstance(st, Delegation):
+        st = stg = None  # a read delegation reads the published version
+    else:
+        stg = read_version(ctx, st, fh)
+    budget = min(ctx.server.max_read_reply(ctx), attrs.MAX_RW + 4096) - READ_PLUS_OVERHEAD
+    count = min(a.rpa_count, attrs.MAX_RW, budget - DATA_SEGMENT)
+    pin = None
+    if stg is not None:
+        version = stg
+    else:
+        try:
+            version = pin = fh.backend.open_version(fh.handle)
+        except bi.Stale:
+            if st is None or st.pin is None:
+                raise NFS4Error(x.NFS4ERR_STALE) from None
+            version = st.pin  # removed while open
+        except bi.BackendError as e:
+            raise NFS4Error(status_of(e)) from None
+
+    def segments():
+        try:
+            return _segments(version, a.rpa_offset, max(count, 0), budget)
+        finally:
+            if pin is not None:
+                pin.close()
+    return ctx.server.in_thread(_call, segments)
+
+
+def _segments(version, offset: int, count: int, budget: int):
+    size = version.attrs().size
+    out = []
+    pos, end = offset, min(offset + count, size)
+    used = 0
+    while pos < end:
+        try:
+            data_at = version.seek(pos, bi.Content.DATA)[0]
+        except bi.PastEnd:
+            data_at = size
+        if data_at > pos:  # a hole up to data_at (or the end of the file)
+            if used + HOLE_SEGMENT > budget:
+                break
+            stop = min(data_at, end)
+            out.append(x.read_plus_content(x.NFS4_CONTENT_HOLE, x.data_info4(pos, stop - pos)))
+            used += HOLE_SEGMENT
+            pos = stop
+            continue
+        try:
+            hole_at = version.seek(pos, bi.Content.HOLE)[0]
+        except bi.PastEnd:
+            hole_at = size
+        n = min(hole_at, end) - pos
+        n = min(n, budget - used - DATA_SEGMENT)
+        if n <= 0:
+            break
+        data, _ = version.read(pos, n)
+        if not data:
+            break
+        out.append(x.read_plus_content(x.NFS4_CONTENT_DATA, x.data4(pos, data)))
+        used += DATA_SEGMENT + len(data)
+        pos += len(data)
+    return x.READ_PLUS4res(x.NFS4_OK, x.read_plus_res4(pos >= size, out))
 
 
 # ------------------------------------------------------------------ extended attributes
@@ -201,6 +280,7 @@ HANDLERS = {
     x.OP_ALLOCATE: op_allocate,
     x.OP_DEALLOCATE: op_deallocate,
     x.OP_SEEK: op_seek,
+    x.OP_READ_PLUS: op_read_plus,
     x.OP_GETXATTR: op_getxattr,
     x.OP_SETXATTR: op_setxattr,
     x.OP_LISTXATTRS: op_listxattrs,

@@ -118,6 +118,9 @@ class UnfinishedFiles:
         self.store = store
         self.by_handle: dict[bytes, list[Unfinished]] = {}  # every live one of a file
         self.unattached: dict[tuple[bytes, bytes], list[Unfinished]] = {}  # retired/recoverable
+        # in_use(staging, then) -> bool: a server-side copy uses that staging object; it is
+        # cancelled and `then` runs once it stopped (True), or nothing uses it (False).
+        self.in_use = lambda staging, then: False
 
     # ------------------------------------------------------------------ queries
     def of(self, handle: bytes) -> list[Unfinished]:
@@ -366,8 +369,9 @@ class UnfinishedFiles:
         u.staging.set_record(rec)
         self.store.persist(u.staging)
 
-    @staticmethod
-    def _discard(staging):
+    def _discard(self, staging):
+        if self.in_use(staging, lambda: self._discard(staging)):
+            return  # discarded when the copy that writes it stopped
         try:
             staging.backend.discard(staging)
         except Exception:  # noqa: BLE001 - a failed discard must not break the caller
