@@ -84,8 +84,9 @@ class Copies:
     """The server's copies; `server` gives the worker threads, the store and the callbacks."""
 
     def __init__(self, server, enabled: bool = True, async_min: int = 64 << 20,
-                 max_async: int = 4):
+                 max_async: int = 4, step: int = STEP):
         self.server = server
+        self.step = step  # bytes per worker-thread step
         self.enabled = enabled  # False: `nfsd serve --no-server-copy`
         self.async_min = async_min
         self.max_async = max_async
@@ -168,7 +169,7 @@ class Copies:
         if left <= 0:
             self._end(job, x.NFS4_OK)
             return
-        n = min(STEP, left)
+        n = min(self.step, left)
         d = self.server.in_thread(call, job.dst.copy_from, job.src, job.src_offset + job.done,
                                   job.dst_offset + job.done, n)
         d.addCallbacks(self._stepped, self._failed, callbackArgs=(job, n), errbackArgs=(job,))

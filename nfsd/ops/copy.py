@@ -132,6 +132,10 @@ def op_copy(ctx, a):
         copies.may_go_async(ctx.client)
     copies.start(job, go_async)
     if go_async:
+        # The copy's stateid is the current stateid (RFC 8881 16.2.3.1.2: an operation that
+        # returns a stateid sets it), so OFFLOAD_STATUS / OFFLOAD_CANCEL may follow in the
+        # same COMPOUND.
+        ctx.set_stateid(job.stateid)
         return x.COPY4res(x.NFS4_OK, x.COPY4resok(
             x.write_response4([job.stateid], 0, x.UNSTABLE4, ctx.server.write_verifier),
             x.copy_requirements4(True, False)))

@@ -59,7 +59,8 @@ class Process:
                         max_clients=cfg["max_clients"],
                         max_opens_per_client=cfg["max_opens_per_client"],
                         max_connections=cfg["max_connections"], idle_timeout=cfg["idle_timeout"],
-                        recall_timeout=cfg["recall_timeout"])
+                        recall_timeout=cfg["recall_timeout"], server_copy=cfg["server_copy"],
+                        copy_async=cfg["copy_async"], max_async_copies=cfg["max_async_copies"])
         export = quick_export(h.directory or "/", self.backend, ["*"], cfg["options"])
         self.running = assemble(config, self.reactor, [export], wallclock=h.wallclock,
                                 rand=h.randbytes, now_ns=h.wallclock_ns)
@@ -76,7 +77,8 @@ class Harness:
 
     Settings are those of `nfsd serve` (`lease_time`, `grace_time`, `retire_after`,
     `minors`, `delegations`, `recall_timeout`, `max_clients`, `max_opens_per_client`,
-    `max_connections`, `idle_timeout`, `options`), with these differences: exports are
+    `max_connections`, `idle_timeout`, `options`, `server_copy`, `copy_async`,
+    `max_async_copies`), with these differences: exports are
     `*(rw,no_root_squash,insecure)` like the tests' subprocess servers, and connections do not
     idle out (`idle_timeout=None`) unless asked, since a test that advances hours would
     otherwise reconnect every client, which a real client does unnoticed. `seed` makes the
@@ -87,13 +89,15 @@ class Harness:
                  delegations=True, recall_timeout=None, max_clients=10_000,
                  max_opens_per_client=10_000, max_connections=1024, idle_timeout=None,
                  options: Options = TRUSTED, seed: int = 0, directory=None,
-                 start: bool = True):
+                 start: bool = True, server_copy: bool = True, copy_async: int = 64 << 20,
+                 max_async_copies: int = 4):
         self.config = dict(lease_time=lease_time, grace_time=grace_time,
                            retire_after=retire_after, minors=tuple(minors),
                            delegations=delegations, recall_timeout=recall_timeout,
                            max_clients=max_clients, max_opens_per_client=max_opens_per_client,
                            max_connections=max_connections, idle_timeout=idle_timeout,
-                           options=options)
+                           options=options, server_copy=server_copy, copy_async=copy_async,
+                           max_async_copies=max_async_copies)
         self.directory = None if directory is None else str(directory)
         self.disk = MemoryDisk() if directory is None else None
         self.network = Network()
