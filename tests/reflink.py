@@ -34,6 +34,7 @@ def xfs_reflink(tmp_path, size_mib: int = 512):
     for tool in ("mkfs.xfs", "losetup", "mount", "umount"):
         if shutil.which(tool) is None:
             pytest.skip(f"{tool} is not installed (xfsprogs, util-linux)")
+    tmp_path.mkdir(parents=True, exist_ok=True)
     img = tmp_path / "xfs.img"
     mnt = tmp_path / "xfs"
     mnt.mkdir()
