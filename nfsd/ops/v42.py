@@ -1,6 +1,6 @@
-"""NFSv4.2 operations: ALLOCATE, DEALLOCATE, SEEK, READ_PLUS (RFC 7862 sections 15.1, 15.4, 15.11,
-15.10) and the
-extended attribute operations GETXATTR, SETXATTR, LISTXATTRS, REMOVEXATTR (RFC 8276 section 8.4).
+"""NFSv4.2 operations: ALLOCATE, DEALLOCATE, SEEK, READ_PLUS (RFC 7862 sections 15.1, 15.4,
+15.11, 15.10) and the extended attribute operations GETXATTR, SETXATTR, LISTXATTRS, REMOVEXATTR
+(RFC 8276 section 8.4). COPY and CLONE are in copy.py.
 
 All of them exist only in minor version 2: in a 4.1 COMPOUND they answer NOTSUPP (4.0 never gets
 here: its COMPOUND stops at an operation number it does not have).
@@ -8,12 +8,11 @@ here: its COMPOUND stops at an operation number it does not have).
 Write-once (docs/semantics.md): ALLOCATE and DEALLOCATE change content, so they follow WRITE's
 rule 1: only through an open with write access, and only that open's staging version; the special
 stateids get OPENMODE (LOCKED when a share deny conflicts). SEEK looks at the version READ with
-the same stateid would read, and READ_PLUS reads it as READ would, in data and hole segments.
-Extended attributes are metadata (rule 5): they change in place, on
-the published object, or on the staging object of a file under construction (visible only to its
-client), and a new version takes them over when it is published.
+the same stateid would read, and READ_PLUS reads that version in data and hole segments.
+Extended attributes are metadata (rule 5): they change in place, on the published object, or on
+the staging object of a file under construction (visible only to its client), and a new version
+takes them over when it is published.
 """
-
 from __future__ import annotations
 
 from backend import interface as bi
