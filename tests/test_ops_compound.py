@@ -157,9 +157,10 @@ def test_unimplemented_nfs42_op_is_notsupp(server):
         try:
             root = c.root()
             res = c.compound([c.sequence_op(), op("PUTFH", root),
-                              op("READ_PLUS", x.stateid4(0, bytes(12)), 0, 10)])
+                              op("COPY_NOTIFY", x.stateid4(0, bytes(12)),
+                                 x.netloc4(x.NL4_NAME, b"elsewhere"))])
             assert res.status == x.NFS4ERR_NOTSUPP
-            assert ops_of(res)[-1] == (x.OP_READ_PLUS, x.NFS4ERR_NOTSUPP)
+            assert ops_of(res)[-1] == (x.OP_COPY_NOTIFY, x.NFS4ERR_NOTSUPP)
         finally:
             c.destroy()
 
