@@ -95,3 +95,31 @@ def test_without_reflink_clone_is_notsupp_and_copy_keeps_holes(harness, tmp_path
         assert f.read(4) == b"head"
         f.seek(64 * MIB)
         assert f.read() == b"tail"
+
+
+def test_clone_across_exports_is_xdev_and_copy_across_them_works(tmp_path, reactor_thread):
+    """Two exports of one server (`nfsd serve --exports FILE`, in this process): CLONE between
+    them answers NFS4ERR_XDEV (RFC 7862 15.13); COPY copies (through the kernel, or by reading
+    and writing where it cannot)."""
+    from inproc import InProcessServer
+    from nfsd.client import NfsClient
+
+    for p in ("one", "two"):
+        (tmp_path / p).mkdir()
+    (tmp_path / "exports").write_text(f"{tmp_path}/one 127.0.0.1(rw,no_root_squash,insecure)\n"
+                                      f"{tmp_path}/two 127.0.0.1(rw,no_root_squash,insecure)\n")
+    srv = InProcessServer(reactor_thread, None, exports_file=str(tmp_path / "exports")).start()
+    try:
+        c = NfsClient(*srv.address, minor=2).mount()
+        one = c.lookup(str(tmp_path / "one"))
+        two = c.lookup(str(tmp_path / "two"))
+        sfh = c.create_file(one, b"src", b"s" * 10_000)
+        dfh, dsid, _ = c.open(two, b"dst", create=True)
+        assert status(_clone, c, sfh, dfh, dsid) == x.NFS4ERR_XDEV
+        assert _copy(c, sfh, dfh, dsid).cr_response.wr_count == 10_000
+        c.close_file(dfh, dsid)
+        assert (tmp_path / "two" / "dst").read_bytes() == b"s" * 10_000
+        c.destroy()
+    finally:
+        srv.stop()
+    srv.check()
