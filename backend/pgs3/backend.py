@@ -1,7 +1,7 @@
 """`PgS3Backend`: one frontend's view of a namespace kept in PostgreSQL with contents in S3.
 
 Composed of one mixin per concern: `Namespace` (look-ups, listings, directory changes,
-attributes, xattrs), `Content` (files under construction, publish, reads), `Frontends`
+attributes), `Xattrs`, `Content` (files under construction, publish, reads), `Frontends`
 (heartbeat, fencing, dead peers, gc, client records, status). Its state is set up here.
 """
 
@@ -22,11 +22,12 @@ from .metacache import MetaCache
 from .namespace import Namespace
 from .objects import ObjectStore
 from .schema import VERSION, channel
+from .xattrs import Xattrs
 
 log = logging.getLogger("nfsd.backend")
 
 
-class PgS3Backend(Namespace, Content, Frontends, I.Backend):
+class PgS3Backend(Namespace, Xattrs, Content, Frontends, I.Backend):
     """Frontend `frontend` of the namespace in database `meta_url` (formatted with `nfsd
     format`), contents in `data_url` (s3://bucket/prefix) through `endpoint` (None: AWS),
     files under construction spooled in `spool_dir` (kept across restarts of this frontend:

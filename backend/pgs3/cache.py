@@ -51,7 +51,7 @@ class BlockCache:
         if len(body) > self.capacity // 4:
             return
         mv = memoryview(body)
-        for i in range(0, max(1, (len(body) + BLOCK - 1) // BLOCK)):
+        for i in range(max(1, (len(body) + BLOCK - 1) // BLOCK)):
             self.put(key, i, bytes(mv[i * BLOCK:(i + 1) * BLOCK]))
 
     def read(self, key: str, size: int, offset: int, count: int, fetch=None) -> bytes | None:
@@ -72,7 +72,7 @@ class BlockCache:
                 start = i * BLOCK
                 got = fetch(start, min(READAHEAD, size - start))
                 mv = memoryview(got)
-                for j in range(0, max(1, (len(got) + BLOCK - 1) // BLOCK)):
+                for j in range(max(1, (len(got) + BLOCK - 1) // BLOCK)):
                     blk = bytes(mv[j * BLOCK:(j + 1) * BLOCK])
                     if j == 0:
                         b = blk

@@ -281,7 +281,7 @@ class Content:
             raise I.Gone("the name was removed")
         if not s.is_new and not s.dirty:
             self.discard(s)
-            return None
+            return
         s.publishing = True
         try:
             pieces = chunks.plan(s, self.chunk)
@@ -297,7 +297,7 @@ class Content:
             raise from_oserror(e) from None
         finally:
             s.publishing = False
-        return None
+        return
 
     def pending_keys(self, keys: list[str]) -> None:
         """Objects about to be uploaded: in the gc queue first, due long after any publish

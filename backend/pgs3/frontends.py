@@ -127,7 +127,7 @@ class Frontends:
                 cur.execute("DELETE FROM gc WHERE id = %s", (gid,))
 
     # ---- what the server keeps with its storage
-    def client_records(self) -> "PgClientRecords":
+    def client_records(self) -> PgClientRecords:
         return PgClientRecords(self.db, self.frontend)
 
     def save_status(self, snapshot: dict) -> None:

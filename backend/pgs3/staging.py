@@ -30,7 +30,6 @@ from .. import interface as I
 from ..local import linux
 from . import chunks
 
-
 _W = struct.Struct(">cQQ")  # log: these bytes are the version's own
 _T = struct.Struct(">cQ")  # log: truncated below the base limit
 
