@@ -452,6 +452,12 @@ class Backend:
     def shared_locks(self) -> "SharedLocks | None":
         return None
 
+    def barrier(self) -> None:
+        """Return once every change any other server of a shared backend committed before
+        this call is what this one answers from. The protocol layer calls it where NFS
+        promises to see others' changes: at OPEN (close-to-open) and LOCK. A backend no other
+        server changes has nothing to do (the default)."""
+
     # ---- what the server keeps with its storage
     def client_records(self) -> ClientRecords:  # pragma: no cover
         """The durable client records (the server uses those of its first export)."""

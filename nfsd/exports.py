@@ -282,6 +282,9 @@ class _PNode:
 class PseudoFs:
     """The read-only directories above the exports (a backend for those few operations)."""
 
+    def barrier(self) -> None:
+        """Nobody else changes them."""
+
     def __init__(self, exports: list[Export], started_ns: int):
         self.root_node = _PNode("/", None)
         self.nodes = {self.root_node.handle: self.root_node}

@@ -1,7 +1,7 @@
 """`PgS3Backend`: one frontend's view of a namespace kept in PostgreSQL with contents in S3.
 
 Composed of one mixin per concern: `Namespace` (look-ups, listings, directory changes,
-attributes, xattrs), `Content` (files under construction, publish, reads), `Frontends`
+attributes), `Xattrs`, `Content` (files under construction, publish, reads), `Frontends`
 (heartbeat, fencing, dead peers, gc, client records, status). Its state is set up here.
 """
 
@@ -13,18 +13,21 @@ import time
 
 from .. import interface as I
 from .cache import BlockCache
+from .chunks import Uploads
 from .content import Content
 from .db import Database
 from .frontends import Frontends
 from .locks import PgSharedLocks
+from .metacache import MetaCache
 from .namespace import Namespace
 from .objects import ObjectStore
-from .schema import VERSION
+from .schema import VERSION, channel
+from .xattrs import Xattrs
 
 log = logging.getLogger("nfsd.backend")
 
 
-class PgS3Backend(Namespace, Content, Frontends, I.Backend):
+class PgS3Backend(Namespace, Xattrs, Content, Frontends, I.Backend):
     """Frontend `frontend` of the namespace in database `meta_url` (formatted with `nfsd
     format`), contents in `data_url` (s3://bucket/prefix) through `endpoint` (None: AWS),
     files under construction spooled in `spool_dir` (kept across restarts of this frontend:
@@ -52,6 +55,19 @@ class PgS3Backend(Namespace, Content, Frontends, I.Backend):
         self._by_oid = {}
         self._transient = {}
         self._versions = {}  # version id -> chunks.Base (versions never change)
+        self.mcache = None
+        try:
+            self._open(meta_url, data_url, endpoint, cache_bytes)
+        except BaseException:
+            if self.mcache is not None:
+                self.mcache.close()
+            self.db.close()
+            raise
+        # after a grace period the locks this frontend held before its restart go (its clients
+        # have reclaimed theirs meanwhile)
+        self._old_locks_until = time.monotonic() + self.grace_time
+
+    def _open(self, meta_url, data_url, endpoint, cache_bytes) -> None:
         meta = self._meta()
         if int(meta.get("version", 0)) != VERSION:
             raise ValueError(f"{meta_url}: schema version {meta.get('version')}, this server "
@@ -60,15 +76,16 @@ class PgS3Backend(Namespace, Content, Frontends, I.Backend):
             raise ValueError(f"{meta_url} keeps its contents in {meta.get('data')}, not "
                              f"{data_url}")
         self.identity = bytes.fromhex(meta["identity"])
+        self.mcache = MetaCache(self.db, channel(self.identity))
+        self.db.on_change = self.mcache.drop
         self.chunk = int(meta["chunk"])
         self.objects = ObjectStore(data_url, endpoint)
         self.cache = BlockCache(cache_bytes)
+        self.uploads = Uploads()
         self.locks = PgSharedLocks(self)
         self._register_frontend()
         self._recover()
-        # after a grace period the locks this frontend held before its restart go (its clients
-        # have reclaimed theirs meanwhile)
-        self._old_locks_until = time.monotonic() + self.grace_time
+        self._start_heartbeat()
 
     def _meta(self) -> dict:
         try:
@@ -84,6 +101,9 @@ class PgS3Backend(Namespace, Content, Frontends, I.Backend):
     def shared_locks(self) -> PgSharedLocks:
         return self.locks
 
+    def barrier(self) -> None:
+        self.mcache.barrier()
+
     def problems(self) -> list[tuple[str, str]]:
         return list(self._problems)
 
@@ -98,6 +118,10 @@ class PgS3Backend(Namespace, Content, Frontends, I.Backend):
         if self._closed:
             return
         self._closed = True
+        self._stop_heartbeat()
         for s in list(self._stagings.values()):
             s.close_fd()
+        self.mcache.close()
+        if hasattr(self, "uploads"):
+            self.uploads.close()
         self.db.close()

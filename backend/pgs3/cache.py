@@ -3,7 +3,9 @@
 Version objects never change (a new version is a new key), so a cached block is valid for as
 long as it is kept: no invalidation, only eviction (least recently used, by bytes). READ on the
 event loop asks with `get` and gets None on a miss; the miss is filled in a worker thread from
-the object store (`fill`), and the read is answered from there.
+the object store, READAHEAD bytes at once (one GET for what a sequential reader asks next),
+and the read is answered from there. What this frontend uploads goes in too (`put_object`):
+a file is most often read back where it was written.
 """
 
 from __future__ import annotations
@@ -12,6 +14,7 @@ import threading
 from collections import OrderedDict
 
 BLOCK = 1 << 20  # cache granule: a 1 MiB READ is one block when aligned
+READAHEAD = 4 * BLOCK  # a miss fetches this much (clipped at the object's end)
 
 
 class BlockCache:
@@ -43,6 +46,14 @@ class BlockCache:
                 _, b = self._blocks.popitem(last=False)
                 self._bytes -= len(b)
 
+    def put_object(self, key: str, body) -> None:
+        """All of an object just uploaded (if it fits in a quarter of the cache)."""
+        if len(body) > self.capacity // 4:
+            return
+        mv = memoryview(body)
+        for i in range(max(1, (len(body) + BLOCK - 1) // BLOCK)):
+            self.put(key, i, bytes(mv[i * BLOCK:(i + 1) * BLOCK]))
+
     def read(self, key: str, size: int, offset: int, count: int, fetch=None) -> bytes | None:
         """Bytes [offset, offset+count) of an object of `size` bytes, clipped at its end, from
         cached blocks; a missing block is fetched with `fetch(offset, count)` (the object
@@ -59,8 +70,13 @@ class BlockCache:
                 if fetch is None:
                     return None
                 start = i * BLOCK
-                b = fetch(start, min(BLOCK, size - start))
-                self.put(key, i, b)
+                got = fetch(start, min(READAHEAD, size - start))
+                mv = memoryview(got)
+                for j in range(max(1, (len(got) + BLOCK - 1) // BLOCK)):
+                    blk = bytes(mv[j * BLOCK:(j + 1) * BLOCK])
+                    if j == 0:
+                        b = blk
+                    self.put(key, i + j, blk)
             lo = pos - i * BLOCK
             piece = b[lo:lo + (end - pos)]
             if not piece:

@@ -7,6 +7,15 @@ its `segments` [(offset in the piece, length)] are stored back to back, everythi
 piece reads as zeros; holes are found at HOLE (64 KiB) granularity. A new version made from a
 published one (`Base`) names the same objects for every piece nobody wrote, so copy-on-write
 costs what was written, and a sparse file takes what its data takes.
+
+A new file written in order does not wait for all of its uploads at CLOSE: a piece the writer
+has gone past is uploaded at once in the background (`early`), and publish takes that object
+if nothing wrote the piece since (`Early.epoch`); otherwise it uploads the piece again and the
+early object is left to gc (its key was queued before the upload, as every key is).
+
+A version of at most INLINE bytes has no object: its piece's bytes are in the database with
+its chunk row (the "key" of such a piece is those bytes). A small file then costs one
+transaction to publish and nothing in the object store.
 """
 
 from __future__ import annotations
@@ -18,12 +27,14 @@ from dataclasses import dataclass, field
 from .. import interface as I
 
 HOLE = 64 << 10
+INLINE = 64 << 10  # versions up to this size keep their bytes in the database
 _ZERO = bytes(HOLE)
 
 
 @dataclass
 class Base:
-    """A published version: id, size, {piece index: (object key, segments)}."""
+    """A published version: id, size, {piece index: (object key, segments)}; the key of a
+    piece kept in the database (INLINE) is its bytes."""
 
     vid: int
     size: int
@@ -73,6 +84,13 @@ def read_range(backend, base: Base, offset: int, count: int, nowait: bool) -> by
             s, n = segs[j]
             stop = min(top, i * chunk + s + n)
             at = sum(m for _, m in segs[:j]) + within - s
+            if isinstance(key, bytes):  # kept in the database
+                data = key[at:at + stop - pos]
+                if len(data) < stop - pos:
+                    raise I.IOFailure("a piece is shorter than its segments say")
+                out.append(data)
+                pos = stop
+                continue
             fetch = None if nowait else (lambda off, k, key=key: backend.objects.get(key, off, k))
             data = backend.cache.read(key, total, at, stop - pos, fetch)
             if data is None:
@@ -157,16 +175,93 @@ def segments(data) -> tuple[list, bytes]:
     return [tuple(x) for x in segs], body
 
 
+class Early:
+    """Pieces of a new file uploaded while it is being written: {index: (epoch, future)}; a
+    piece's epoch moves whenever it is written, truncated or punched."""
+
+    def __init__(self):
+        self.epochs: dict[int, int] = {}
+        self.jobs: dict = {}
+
+    def touched(self, a: int, b: int, chunk: int) -> None:
+        """Bytes [a, b) changed: the early uploads of their pieces no longer count."""
+        if a >= b:
+            return
+        for i in range(a // chunk, (b - 1) // chunk + 1):
+            self.epochs[i] = self.epochs.get(i, 0) + 1
+            self.jobs.pop(i, None)
+
+    def passed(self, backend, staging, end: int) -> None:
+        """The writer is at `end`: the piece just before it (and the one before that, if it
+        was left) start uploading."""
+        chunk = backend.chunk
+        size = staging.size()
+        if size <= INLINE:
+            return
+        pool = backend.uploads
+        last = end // chunk - 1
+        for i in (last - 1, last):
+            if i < 0 or i in self.jobs or size < (i + 1) * chunk:
+                continue
+            epoch = self.epochs.get(i, 0)
+            self.jobs[i] = (epoch, pool.submit(_upload_piece, backend, staging, i))
+
+    def take(self, i: int):
+        """(key, segments), None (a hole), or False: not uploaded early (or written since)."""
+        job = self.jobs.get(i)
+        if job is None or job[0] != self.epochs.get(i, 0):
+            return False
+        try:
+            return job[1].result()
+        except Exception:  # noqa: BLE001 - publish uploads it again
+            return False
+
+
+class Uploads:
+    """The background uploads of one frontend: two threads, the pieces in line hold no
+    memory until their turn (they are read from the spool then)."""
+
+    def __init__(self, workers: int = 2):
+        self.pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="nfsd-upload")
+
+    def submit(self, fn, *args):
+        return self.pool.submit(fn, *args)
+
+    def close(self):
+        self.pool.shutdown(wait=True, cancel_futures=True)
+
+
+def _upload_piece(backend, staging, i: int):
+    chunk = backend.chunk
+    segs, body = segments(staging.materialize(i * chunk, (i + 1) * chunk))
+    if not segs:
+        return None
+    key = backend.objects.new_key()
+    backend.pending_keys([key])
+    backend.objects.put(key, body)
+    backend.cache.put_object(key, body)
+    return key, tuple(segs)
+
+
 def upload(backend, staging, pieces, workers: int = 4) -> dict:
     """Make and upload the pieces that are not reused (a worker thread; uploads in
     parallel). Returns {index: (key, segments)} of the new version, without holes; every new
     key is registered with gc first (`pending_keys`) so a publish cut short leaks nothing."""
     result = {i: c for i, c, _, _ in pieces if c is not None}
     todo = []
+    small = staging.size() <= INLINE
+    early = getattr(staging, "early", None)
     for i, c, a, b in pieces:
         if c is None:
+            got = False if early is None or small else early.take(i)
+            if got is not False:
+                if got is not None:
+                    result[i] = got
+                continue
             segs, body = segments(staging.materialize(a, b))
-            if segs:
+            if small and segs:
+                result[i] = (bytes(body), tuple(segs))
+            elif segs:
                 todo.append((i, segs, body))
     if not todo:
         return result
@@ -176,6 +271,7 @@ def upload(backend, staging, pieces, workers: int = 4) -> dict:
     def put(job):
         (i, segs, body), key = job
         backend.objects.put(key, body)
+        backend.cache.put_object(key, body)
         return i, (key, tuple(segs))
     if len(todo) == 1:
         done = [put((todo[0], keys[0]))]

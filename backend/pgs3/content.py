@@ -55,12 +55,10 @@ class PgVersion:
     def attrs(self) -> I.Attrs:
         """Its attributes; no link any more once removed or replaced by a newer version."""
         try:
-            with self._backend.db.cursor() as cur:
-                cur.execute("SELECT version FROM inodes WHERE id = %s", (self.oid,), prepare=True)
-                row = cur.fetchone()
+            row = self._backend._cached_row(self.oid)
         except I.Unavailable:
             return self._attrs
-        if row is None or row[0] != self.base.vid:
+        if row is None or (row[15] or 0) != self.base.vid:
             return dataclasses.replace(self._attrs, nlink=0, memo=None)
         return self._attrs
 
@@ -151,25 +149,31 @@ class Content:
         viewer = bytes(viewer or b"")
         now = time.time_ns()
         with self.db.transaction() as cur:
-            self._dir_row(cur, d, lock=True)
-            cur.execute("SELECT i.kind FROM entries e JOIN inodes i ON i.id = e.inode "
-                        "WHERE e.dir = %s AND e.name = %s", (d, name))
+            # one round trip (pipeline): the directory locked, then - a statement of its own,
+            # so that it sees what was committed while it waited for the lock - the name's
+            # present owner, a reservation of it, and the new ids
+            cur.execute("SELECT 1 FROM inodes WHERE id = %s FOR UPDATE", (d,), prepare=True)
+            cur.execute("SELECT d.kind, (SELECT i.kind FROM entries e JOIN inodes i ON "
+                        "i.id = e.inode WHERE e.dir = d.id AND e.name = %s), EXISTS (SELECT 1 "
+                        "FROM staging WHERE dir = d.id AND name = %s AND NOT gone AND "
+                        "state = 'active'), nextval('inodes_id_seq'), nextval('staging_id_seq'), "
+                        "nextval('cookie_seq') FROM inodes d WHERE d.id = %s",
+                        (name, name, d), prepare=True)
             row = cur.fetchone()
-            if row is not None:
+            if row is None:
+                raise I.Stale("no such directory")
+            dkind, kind, reserved, oid, sid, cookie = row
+            if dkind != DIR:
+                raise I.NotDir()
+            if kind is not None:
                 if exclusive:
                     raise I.Exists()
-                if row[0] == DIR:
+                if kind == DIR:
                     raise I.IsDir()
-                if row[0] != REG:
+                if kind != REG:
                     raise I.Exists("not a regular file")
-            if exclusive:
-                cur.execute("SELECT 1 FROM staging WHERE dir = %s AND name = %s AND NOT gone "
-                            "AND state = 'active'", (d, name))
-                if cur.fetchone() is not None:
-                    raise I.Exists("name reserved by a staged file")
-            cur.execute("SELECT nextval('inodes_id_seq'), nextval('staging_id_seq'), "
-                        "nextval('cookie_seq')")
-            oid, sid, cookie = cur.fetchone()
+            if exclusive and reserved:
+                raise I.Exists("name reserved by a staged file")
             cur.execute("INSERT INTO inodes (id, kind, mode, uid, gid, nlink, atime, mtime, ctime, "
                         "change, verifier, parent, name, staged) VALUES (%s, %s, %s, %s, %s, 1, "
                         "%s, %s, %s, nextval('change_seq'), %s, %s, %s, %s)",
@@ -205,7 +209,7 @@ class Content:
         oid = self._oid(handle)
         viewer = bytes(viewer or b"")
         with self.db.transaction() as cur:
-            cur.execute(f"SELECT {ICOLS}, i.version FROM inodes i WHERE i.id = %s", (oid,))
+            cur.execute(f"SELECT {ICOLS} FROM inodes i WHERE i.id = %s", (oid,))
             row = cur.fetchone()
             if row is None:
                 raise I.Stale()
@@ -237,17 +241,23 @@ class Content:
         b = self._versions.get(vid)
         if b is not None:
             return b
-        cur.execute("SELECT v.size, c.idx, c.key, c.segs FROM versions v LEFT JOIN chunks c ON "
-                    "c.version = v.id WHERE v.id = %s", (vid,), prepare=True)
+        cur.execute("SELECT v.size, c.idx, c.key, c.data, c.segs FROM versions v "
+                    "LEFT JOIN chunks c ON c.version = v.id WHERE v.id = %s", (vid,),
+                    prepare=True)
         rows = cur.fetchall()
         if not rows:
             raise I.Stale("version gone")
-        b = Base(vid, rows[0][0], {i: (k, tuple(zip(g[::2], g[1::2])))
-                                   for _, i, k, g in rows if i is not None})
+        b = Base(vid, rows[0][0], {i: (k if k is not None else bytes(d),
+                                       tuple(zip(g[::2], g[1::2])))
+                                   for _, i, k, d, g in rows if i is not None})
+        self._keep_version(b)
+        return b
+
+    def _keep_version(self, b: Base) -> None:
+        """Versions never change: their chunk maps are kept (4096 of them)."""
         if len(self._versions) >= 4096:
             self._versions.pop(next(iter(self._versions)))
-        self._versions[vid] = b
-        return b
+        self._versions[b.vid] = b
 
     def save_staging(self, s: PgStaging) -> None:
         """The staging row as `s` is now (its record, size and written ranges): `sync()`."""
@@ -271,7 +281,7 @@ class Content:
             raise I.Gone("the name was removed")
         if not s.is_new and not s.dirty:
             self.discard(s)
-            return None
+            return
         s.publishing = True
         try:
             pieces = chunks.plan(s, self.chunk)
@@ -287,7 +297,7 @@ class Content:
             raise from_oserror(e) from None
         finally:
             s.publishing = False
-        return None
+        return
 
     def pending_keys(self, keys: list[str]) -> None:
         """Objects about to be uploaded: in the gc queue first, due long after any publish
@@ -301,43 +311,48 @@ class Content:
         size = s.size()
         used = sum(n for _, segs in pieces.values() for _, n in segs)
         with self.db.transaction() as cur:
-            cur.execute("SELECT s.gone, s.dir, s.name FROM staging s JOIN frontends f ON "
-                        "f.id = s.frontend WHERE s.id = %s AND s.frontend = %s AND s.epoch = %s "
-                        "AND f.epoch = %s AND s.state = 'active' FOR UPDATE OF s",
-                        (s.sid, self.frontend, self.epoch, self.epoch))
+            cur.execute("SELECT s.gone, s.dir, s.name, nextval('versions_id_seq') FROM staging s "
+                        "JOIN frontends f ON f.id = s.frontend WHERE s.id = %s AND "
+                        "s.frontend = %s AND s.epoch = %s AND f.epoch = %s AND "
+                        "s.state = 'active' FOR UPDATE OF s",
+                        (s.sid, self.frontend, self.epoch, self.epoch), prepare=True)
             row = cur.fetchone()
             if row is None:
                 raise I.IOFailure("this frontend no longer owns the file (declared dead)")
-            cur.execute("INSERT INTO versions (size) VALUES (%s) RETURNING id", (size,))
-            vid = cur.fetchone()[0]
+            vid = row[3]
+            cur.execute("INSERT INTO versions (id, size) VALUES (%s, %s)", (vid, size),
+                        prepare=True)
             if pieces:
                 idx = sorted(pieces)
-                keys = [pieces[i][0] for i in idx]
-                cur.executemany("INSERT INTO chunks (version, idx, key, segs) VALUES "
-                                "(%s, %s, %s, %s)",
-                                [(vid, i, pieces[i][0], [x for sn in pieces[i][1] for x in sn])
-                                 for i in idx])
-                cur.execute("INSERT INTO objects (key, refs) SELECT k, count(*) FROM "
-                            "unnest(%s::text[]) k GROUP BY k ON CONFLICT (key) DO UPDATE SET "
-                            "refs = objects.refs + EXCLUDED.refs", (keys,))
-                cur.execute("DELETE FROM gc WHERE object_key = ANY(%s)", (keys,))
+                keys = [pieces[i][0] for i in idx if isinstance(pieces[i][0], str)]
+                cur.executemany("INSERT INTO chunks (version, idx, key, data, segs) VALUES "
+                                "(%s, %s, %s, %s, %s)",
+                                [(vid, i, *_key_or_data(pieces[i][0]),
+                                  [x for sn in pieces[i][1] for x in sn]) for i in idx])
+                if keys:
+                    cur.execute("INSERT INTO objects (key, refs) SELECT k, count(*) FROM "
+                                "unnest(%s::text[]) k GROUP BY k ON CONFLICT (key) DO UPDATE "
+                                "SET refs = objects.refs + EXCLUDED.refs", (keys,))
+                    cur.execute("DELETE FROM gc WHERE object_key = ANY(%s)", (keys,))
             if s.is_new:
                 gone, d, name = row[0], row[1], bytes(row[2])
                 self._publish_new(cur, s, d, name, vid, size, used, now, gone)
             else:
                 self._publish_version(cur, s, vid, size, used, now)
             cur.execute("DELETE FROM staging WHERE id = %s", (s.sid,))
-        self._versions[vid] = Base(vid, size, dict(pieces))
+        self._keep_version(Base(vid, size, dict(pieces)))
         self._finished(s)
 
     def _publish_new(self, cur, s, d, name, vid, size, used, now, gone):
-        cur.execute("SELECT kind, staged FROM inodes WHERE id = %s FOR UPDATE", (d,))
+        # the directory locked, then (its own statement: what was committed meanwhile) the name
+        cur.execute("SELECT 1 FROM inodes WHERE id = %s FOR UPDATE", (d,), prepare=True)
+        cur.execute("SELECT d.staged, e.inode, (SELECT kind FROM inodes WHERE id = e.inode) "
+                    "FROM inodes d LEFT JOIN entries e ON e.dir = d.id AND e.name = %s "
+                    "WHERE d.id = %s", (name, d), prepare=True)
         drow = cur.fetchone()
-        if gone or s.gone or drow is None or drow[1] is not None:
+        if gone or s.gone or drow is None or drow[0] is not None:
             raise _Gone()
-        cur.execute("SELECT e.inode, i.kind FROM entries e JOIN inodes i ON i.id = e.inode "
-                    "WHERE e.dir = %s AND e.name = %s", (d, name))
-        old = cur.fetchone()
+        old = None if drow[1] is None else drow[1:]
         if old is not None:
             if old[1] == DIR:
                 raise I.IsDir()
@@ -407,18 +422,20 @@ class Content:
     # ---- published contents
     def _version_of(self, oid: int):
         """(Base, Attrs) of the published version of regular file `oid`."""
-        with self.db.cursor() as cur:
-            cur.execute(f"SELECT {ICOLS}, i.version FROM inodes i WHERE i.id = %s", (oid,),
-                        prepare=True)
-            row = cur.fetchone()
-            if row is None:
-                raise I.Stale()
-            if row[13] is not None:
-                raise I.Invalid("not published yet: read its staging object")
-            if row[1] != REG:
-                raise I.IsDir() if row[1] == DIR else I.WrongType("not a regular file")
-            a = attrs_of(row)
-            base = Base(0, 0) if row[15] is None else self._base(cur, row[15])
+        row = self._cached_row(oid)
+        if row is None:
+            raise I.Stale()
+        if row[13] is not None:
+            raise I.Invalid("not published yet: read its staging object")
+        if row[1] != REG:
+            raise I.IsDir() if row[1] == DIR else I.WrongType("not a regular file")
+        a = attrs_of(row)
+        if row[15] is None:
+            return Base(0, 0), a
+        base = self._versions.get(row[15])
+        if base is None:
+            with self.db.cursor() as cur:
+                base = self._base(cur, row[15])
         return base, a
 
     def open_version(self, handle) -> PgVersion:
@@ -491,6 +508,11 @@ class Content:
             cur.execute("DELETE FROM staging WHERE id = %s", (sid,))
             if is_new:
                 cur.execute("DELETE FROM inodes WHERE id = %s AND staged = %s", (oid, sid))
+
+
+def _key_or_data(key) -> tuple:
+    """(key, data) columns of a chunk row: an object's key, or the piece's bytes."""
+    return (key, None) if isinstance(key, str) else (None, key)
 
 
 class _Gone(I.Gone):

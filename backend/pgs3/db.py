@@ -6,6 +6,10 @@ statement runs under `statement_timeout` and every connect under `connect_timeou
 database that hangs costs a request at most that long; a database that is down makes the call
 raise `Unavailable` at once (the protocol layer answers NFS4ERR_DELAY and the client retries).
 One log line when the database goes away, one when it is back (`Health`).
+
+Changes to the namespace made through these connections are reported, once their statement or
+transaction has ended, to `on_change(changes)` (the trigger's NOTICEs, see metacache.py): this
+frontend's cache never answers from a row its own change replaced.
 """
 
 from __future__ import annotations
@@ -15,9 +19,11 @@ import threading
 from contextlib import contextmanager
 
 import psycopg
+import psycopg.errors
 from psycopg.conninfo import conninfo_to_dict, make_conninfo
 
 from .. import interface as I
+from .metacache import changed
 
 log = logging.getLogger("nfsd.backend")
 
@@ -57,17 +63,49 @@ class Database:
         self._all: list[psycopg.Connection] = []
         self._lock = threading.Lock()
         self._closed = False
+        self.on_change = None  # called with what a statement or transaction changed
 
-    def _connect(self) -> psycopg.Connection:
+    def _connect(self, notices: bool = True) -> psycopg.Connection:
         params = conninfo_to_dict(self.url)
         params["options"] = " ".join(filter(None, (
             params.get("options"), f"-c statement_timeout={self.statement_timeout_ms}",
-            "-c idle_in_transaction_session_timeout=60000")))
+            "-c idle_in_transaction_session_timeout=60000",
+            "-c nfsd.notices=on" if notices else "")))
+        params["connect_timeout"] = self.connect_timeout
+        conn = psycopg.connect(make_conninfo(**params), autocommit=True)
+        if notices:
+            self._local.changed = []
+
+            def note(diag, seen=self._local.changed):
+                what = changed(diag)
+                if what is not None:
+                    seen.append(what)
+            conn.add_notice_handler(note)
+        with self._lock:
+            self._all.append(conn)
+        return conn
+
+    def listener(self) -> psycopg.Connection:
+        """A connection of its own (for LISTEN): no statement timeout, no notices."""
+        params = conninfo_to_dict(self.url)
         params["connect_timeout"] = self.connect_timeout
         conn = psycopg.connect(make_conninfo(**params), autocommit=True)
         with self._lock:
             self._all.append(conn)
         return conn
+
+    def _enter(self):
+        self._local.depth = getattr(self._local, "depth", 0) + 1
+
+    def _leave(self):
+        self._local.depth -= 1
+        if self._local.depth == 0:
+            seen = getattr(self._local, "changed", None)
+            if seen:
+                what = list(seen)
+                seen.clear()
+                if self.on_change is not None:
+                    self.on_change(what)
 
     def _conn(self) -> psycopg.Connection:
         c = getattr(self._local, "conn", None)
@@ -90,32 +128,46 @@ class Database:
     def cursor(self):
         """A cursor on this thread's connection (autocommit: each statement is its own
         transaction). Database errors that mean "not now" raise Unavailable."""
+        self._enter()
         try:
             c = self._conn()
             with c.cursor() as cur:
                 yield cur
+        except _CONTENTION as e:  # the database is fine: this statement lost a race
+            log.debug("database contention: %s", _first_line(e))
+            raise I.Unavailable(_first_line(e)) from None
         except (psycopg.OperationalError, psycopg.InterfaceError) as e:
             self._drop()
             self.health.failed(_first_line(e))
             raise I.Unavailable(_first_line(e)) from None
         else:
             self.health.ok()
+        finally:
+            self._leave()
 
     @contextmanager
     def transaction(self):
         """A cursor inside one transaction on this thread's connection: committed when the
-        block ends, rolled back if it raises."""
+        block ends, rolled back if it raises. An error of a statement may be raised by a later
+        one (pipeline mode): the transaction is one unit anyway."""
+        self._enter()
         try:
             c = self._conn()
-            with c.transaction():
-                with c.cursor() as cur:
-                    yield cur
+            # pipeline mode: statements whose results nobody reads wait for the next one that
+            # is read (or the commit) and go together, BEGIN with the first: fewer round trips
+            with c.pipeline(), c.transaction(), c.cursor() as cur:
+                yield cur
+        except _CONTENTION as e:  # the database is fine: this statement lost a race
+            log.debug("database contention: %s", _first_line(e))
+            raise I.Unavailable(_first_line(e)) from None
         except (psycopg.OperationalError, psycopg.InterfaceError) as e:
             self._drop()
             self.health.failed(_first_line(e))
             raise I.Unavailable(_first_line(e)) from None
         else:
             self.health.ok()
+        finally:
+            self._leave()
 
     def close(self):
         self._closed = True
@@ -126,6 +178,12 @@ class Database:
                 c.close()
             except Exception:  # noqa: BLE001
                 pass
+
+
+# a deadlock or serialization failure (the transaction was rolled back; the client asks again),
+# or a lock not granted: NFS4ERR_DELAY, the connection stays and no outage is logged (a
+# statement that ran out of time is an outage: the database may be hanging)
+_CONTENTION = (psycopg.errors.TransactionRollback, psycopg.errors.LockNotAvailable)
 
 
 def _first_line(e) -> str:

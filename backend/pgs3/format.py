@@ -8,7 +8,7 @@ import time
 import psycopg
 
 from .objects import parse_data_url
-from .schema import SCHEMA, TABLES, VERSION
+from .schema import SCHEMA, TABLES, VERSION, channel
 
 
 class NotEmpty(ValueError):
@@ -35,7 +35,7 @@ def format_namespace(meta_url: str, data_url: str, chunk: int = CHUNK) -> bytes:
             identity = os.urandom(8)
             now = time.time_ns()
             with conn.transaction():
-                cur.execute(SCHEMA)
+                cur.execute(SCHEMA.replace("{channel}", channel(identity)))
                 cur.executemany("INSERT INTO meta (key, value) VALUES (%s, %s)",
                                 [("version", str(VERSION)), ("identity", identity.hex()),
                                  ("data", data_url), ("chunk", str(chunk)),

@@ -5,9 +5,11 @@ Each frontend has a row: `epoch`, bumped every time it starts (and by a peer tha
 dead), and `heartbeat`, the database's clock at its last upkeep pass. Time is always the
 database's `now()`, never a frontend's clock.
 
-* Heartbeat (every upkeep pass, a few seconds): `heartbeat = now()` where the epoch is still
-  ours. No row updated means a peer declared us dead and fenced us: `Fenced` is raised and the
-  server stops serving (it must not answer for state it no longer owns).
+* Heartbeat (a thread of its own, every quarter lease, at most 5 s): `heartbeat = now()` where
+  the epoch is still ours. Never behind requests: publishes that queue for worker threads, or
+  a slow gc pass, must not make a busy frontend look dead. No row updated means a peer declared
+  us dead and fenced us: the next upkeep pass raises `Fenced` and the server stops serving (it
+  must not answer for state it no longer owns).
 * Declaring a peer dead: its heartbeat is older than its lease plus its grace period; its epoch
   is bumped (so its publishes fail the epoch check), its files under construction are retired
   (never published; rule 7) and its locks and share reservations dropped.
@@ -20,6 +22,7 @@ from __future__ import annotations
 
 import json
 import logging
+import threading
 
 from .. import interface as I
 
@@ -37,17 +40,46 @@ class Frontends:
             self.epoch = cur.fetchone()[0]
         log.info("frontend %s started (epoch %d)", self.frontend, self.epoch)
 
-    def maintenance(self) -> None:
-        """Upkeep, from a worker thread every few seconds: heartbeat (Fenced if a peer declared
-        us dead), dead peers, retention, gc."""
-        if self._closed:
-            return
+    def _start_heartbeat(self) -> None:
+        self._stop_beating = threading.Event()
+        interval = max(0.2, min(5.0, self.lease_time / 4))
+        t = threading.Thread(target=self._beat, args=(interval,), daemon=True,
+                             name=f"nfsd-heartbeat-{self.frontend}")
+        t.start()
+        self._heartbeat_thread = t
+
+    def _beat(self, interval: float) -> None:
+        while not self._stop_beating.wait(interval):
+            try:
+                self._heartbeat()
+            except I.Unavailable:
+                continue  # logged once by the connection's health; a peer may fence us
+            except Exception as e:  # noqa: BLE001 - the next beat tries again
+                log.warning("heartbeat failed: %s", e)
+            if self.fenced:
+                return
+
+    def _heartbeat(self) -> None:
         with self.db.cursor() as cur:
             cur.execute("UPDATE frontends SET heartbeat = now() WHERE id = %s AND epoch = %s "
                         "AND state = 'alive' RETURNING 1", (self.frontend, self.epoch))
             if cur.fetchone() is None:
                 self.fenced = True
-                raise I.Fenced(f"frontend {self.frontend} was declared dead by a peer")
+
+    def _stop_heartbeat(self) -> None:
+        stop = getattr(self, "_stop_beating", None)
+        if stop is not None:
+            stop.set()
+            if self._heartbeat_thread is not threading.current_thread():
+                self._heartbeat_thread.join(10)
+
+    def maintenance(self) -> None:
+        """Upkeep, from a worker thread every few seconds: Fenced if a peer declared us dead
+        (seen by the heartbeat thread), dead peers, retention, gc."""
+        if self._closed:
+            return
+        if self.fenced:
+            raise I.Fenced(f"frontend {self.frontend} was declared dead by a peer")
         self._declare_dead()
         self._expire_retired()
         self._collect()
@@ -95,7 +127,7 @@ class Frontends:
                 cur.execute("DELETE FROM gc WHERE id = %s", (gid,))
 
     # ---- what the server keeps with its storage
-    def client_records(self) -> "PgClientRecords":
+    def client_records(self) -> PgClientRecords:
         return PgClientRecords(self.db, self.frontend)
 
     def save_status(self, snapshot: dict) -> None:

@@ -43,7 +43,7 @@ def problems(meta_url: str, objects) -> list[str]:
             if refs != n:
                 out.append(f"object {key}: counted {refs} times, named by {n} chunks")
         cur.execute("SELECT DISTINCT c.key FROM chunks c LEFT JOIN objects o ON o.key = c.key "
-                    "WHERE o.key IS NULL")
+                    "WHERE o.key IS NULL AND c.key IS NOT NULL")
         out += [f"object {k} is named by chunks but not counted" for (k,) in cur.fetchall()]
         cur.execute("SELECT object_key FROM gc")
         queued = {k for (k,) in cur.fetchall()}

@@ -106,10 +106,11 @@ class PgSharedLocks(I.SharedLocks):
             oid, key = self.pending[0]
             try:
                 with self.b.db.cursor() as cur:
-                    cur.execute("DELETE FROM shares WHERE inode = %s AND frontend = %s AND "
-                                "open_key = %s", (oid, self.b.frontend, key))
-                    cur.execute("DELETE FROM locks WHERE inode = %s AND frontend = %s AND "
-                                "owner = %s", (oid, self.b.frontend, key))
+                    cur.execute("WITH s AS (DELETE FROM shares WHERE inode = %s AND "
+                                "frontend = %s AND open_key = %s) DELETE FROM locks WHERE "
+                                "inode = %s AND frontend = %s AND owner = %s",
+                                (oid, self.b.frontend, key, oid, self.b.frontend, key),
+                                prepare=True)
             except I.BackendError:
                 return
             self.pending.pop(0)

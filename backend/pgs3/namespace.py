@@ -11,13 +11,14 @@ them, and nobody else's view depends on them; their reservations that others mus
 
 from __future__ import annotations
 
+import bisect
 import time
 
 from .. import interface as I
 
 REG, DIR, LNK = I.Kind.REG, I.Kind.DIR, I.Kind.LNK
 COLS = ("id, kind, mode, uid, gid, nlink, size, rdev_major, rdev_minor, atime, mtime, ctime, "
-        "change, staged, used")
+        "change, staged, used, version")  # a row: what the cache keeps (metacache.py)
 ICOLS = "i." + COLS.replace(", ", ", i.")  # the same, of an inode aliased `i` in a join
 MAX_NAME = I.NAME_MAX
 _LINK_MAX = 2 ** 31 - 1
@@ -65,9 +66,20 @@ class Namespace:
                     (oid,), prepare=True)
         return cur.fetchone()
 
-    def _visible_row(self, cur, oid: int, viewer):
+    def _cached_row(self, oid: int):
+        """The inode row from the cache, else from the database (and kept), else None."""
+        row = self.mcache.row(oid)
+        if row is None:
+            token = self.mcache.token()
+            with self.db.cursor() as cur:
+                row = self._row(cur, oid)
+            if row is not None:
+                self.mcache.put_rows(token, (row,))
+        return row
+
+    def _visible_row(self, oid: int, viewer):
         """The inode row, or Stale: gone, or a new file another client is creating."""
-        row = self._row(cur, oid)
+        row = self._cached_row(oid)
         if row is None or (row[13] is not None and self._view(oid, viewer) is None):
             raise I.Stale("no such object")
         return row
@@ -95,18 +107,15 @@ class Namespace:
         oid = self._oid(handle)
         if self._by_oid.get(oid):
             return
-        with self.db.cursor() as cur:
-            cur.execute("SELECT 1 FROM inodes WHERE id = %s", (oid,), prepare=True)
-            if cur.fetchone() is None:
-                raise I.Stale("no such object")
+        if self._cached_row(oid) is None:
+            raise I.Stale("no such object")
 
     def getattr(self, handle, viewer=None) -> I.Attrs:
         oid = self._oid(handle)
         s = self._view(oid, viewer)
         if s is not None:
             return s.attrs()
-        with self.db.cursor() as cur:
-            row = self._row(cur, oid)
+        row = self._cached_row(oid)
         if row is None or row[13] is not None:
             # removed through another frontend while this viewer writes a version of it: the
             # open keeps it usable (PRESERVE_UNLINKED); its publish will find it gone
@@ -125,19 +134,29 @@ class Namespace:
         mine = self._transient_of(d, name, viewer)
         if mine is not None:
             return mine.handle, mine.attrs()
-        with self.db.cursor() as cur:
-            cur.execute(f"SELECT d.kind, d.staged, {ICOLS} FROM inodes d "
-                        "LEFT JOIN entries e ON e.dir = d.id AND e.name = %s "
-                        "LEFT JOIN inodes i ON i.id = e.inode WHERE d.id = %s",
-                        (name, d), prepare=True)
-            row = cur.fetchone()
-        if row is None:
-            raise I.Stale("no such directory")
-        if row[0] != DIR:
-            raise I.NotDir()
-        if row[2] is None:
-            raise I.NotFound()
-        child = row[2:]
+        known, oid = self.mcache.name(d, name)
+        child = None
+        if known:
+            if oid is None:
+                raise I.NotFound()
+            child = self.mcache.row(oid)
+        if child is None:
+            token = self.mcache.token()
+            with self.db.cursor() as cur:
+                cur.execute(f"SELECT d.kind, d.staged, {ICOLS} FROM inodes d "
+                            "LEFT JOIN entries e ON e.dir = d.id AND e.name = %s "
+                            "LEFT JOIN inodes i ON i.id = e.inode WHERE d.id = %s",
+                            (name, d), prepare=True)
+                row = cur.fetchone()
+            if row is None:
+                raise I.Stale("no such directory")
+            if row[0] != DIR:
+                raise I.NotDir()
+            child = row[2:] if row[2] is not None else None
+            self.mcache.put_name(token, d, name, None if child is None else child[0])
+            if child is None:
+                raise I.NotFound()
+            self.mcache.put_rows(token, (child,))
         s = self._view(child[0], viewer)
         return self._handle(child[0]), (s.attrs() if s is not None else attrs_of(child))
 
@@ -153,17 +172,84 @@ class Namespace:
 
     def readdir(self, dir, cookie: int, viewer=None):
         d = self._oid(dir)
-        with self.db.cursor() as cur:
-            self._dir_row(cur, d)
+        row = self._cached_row(d)
+        if row is None:
+            raise I.Stale("no such directory")
+        if row[1] != DIR:
+            raise I.NotDir()
         mine = sorted((s.cookie, name, s) for (dd, name), lst in self._transient.items()
                       if dd == d for s in lst if s.viewer == viewer and not s.gone)
         return self._entries(d, cookie, mine)
 
     def _entries(self, d: int, cookie: int, mine):
-        """The listing after `cookie` in cookie order, the viewer's transient names merged in,
-        fetched in batches as the caller goes on."""
+        """The listing after `cookie` in cookie order, the viewer's transient names merged in."""
+        listing = self._listing(d)
+        rows = self._listed(d, cookie) if listing is None else self._from_listing(listing, cookie)
         i = 0
         shadow = {name for _, name, _ in mine}
+        for c, name, child in rows:
+            while i < len(mine) and mine[i][0] <= c:
+                if mine[i][0] > cookie:
+                    yield self._transient_entry(mine[i])
+                i += 1
+            cookie = c
+            if name in shadow:
+                continue
+            yield I.DirEntry(c, name, self._handle(child[0]), attrs_of(child))
+        for m in mine[i:]:
+            if m[0] > cookie:
+                yield self._transient_entry(m)
+
+    def _listing(self, d: int):
+        """The whole listing of `d` [(cookie, name, child id)], from the cache or read (and
+        kept) with its children's rows; None for a directory too large to keep."""
+        listing = self.mcache.listing(d)
+        if listing is not None:
+            return listing
+        top = self.mcache.max_listing
+        token = self.mcache.token()
+        with self.db.cursor() as cur:
+            cur.execute(f"SELECT e.cookie, e.name, {ICOLS} "
+                        "FROM entries e JOIN inodes i ON i.id = e.inode "
+                        "WHERE e.dir = %s ORDER BY e.cookie LIMIT %s", (d, top + 1), prepare=True)
+            rows = cur.fetchall()
+        if len(rows) > top:
+            return None
+        listing = [(c, bytes(name), child[0]) for c, name, *child in rows]
+        self.mcache.put_rows(token, [tuple(r[2:]) for r in rows])
+        self.mcache.put_listing(token, d, listing)
+        return listing
+
+    def _from_listing(self, listing, cookie: int):
+        """(cookie, name, row) after `cookie`; rows the cache no longer has are read in
+        batches (a child removed meanwhile is left out)."""
+        start = bisect.bisect_right(listing, cookie, key=lambda e: e[0])
+        for at in range(start, len(listing), 256):
+            part = listing[at:at + 256]
+            rows = {}
+            missing = []
+            for _, _, oid in part:
+                r = self.mcache.row(oid)
+                if r is None:
+                    missing.append(oid)
+                else:
+                    rows[oid] = r
+            if missing:
+                token = self.mcache.token()
+                with self.db.cursor() as cur:
+                    cur.execute(f"SELECT {COLS} FROM inodes WHERE id = ANY(%s)", (missing,),
+                                prepare=True)
+                    found = cur.fetchall()
+                self.mcache.put_rows(token, found)
+                rows.update((r[0], r) for r in found)
+            for c, name, oid in part:
+                r = rows.get(oid)
+                if r is not None:
+                    yield c, name, r
+
+    def _listed(self, d: int, cookie: int):
+        """(cookie, name, row) after `cookie` from the database, in batches as the caller
+        goes on (a directory too large for the cache)."""
         batch = 64
         while True:
             with self.db.cursor() as cur:
@@ -173,20 +259,11 @@ class Namespace:
                             (d, cookie, batch), prepare=True)
                 rows = cur.fetchall()
             for c, name, *child in rows:
-                while i < len(mine) and mine[i][0] <= c:
-                    if mine[i][0] > cookie:
-                        yield self._transient_entry(mine[i])
-                    i += 1
                 cookie = c
-                if bytes(name) in shadow:
-                    continue
-                yield I.DirEntry(c, bytes(name), self._handle(child[0]), attrs_of(child))
+                yield c, bytes(name), child
             if len(rows) < batch:
-                break
+                return
             batch = min(batch * 4, 1024)
-        for m in mine[i:]:
-            if m[0] > cookie:
-                yield self._transient_entry(m)
 
     def _transient_entry(self, m):
         c, name, s = m
@@ -454,80 +531,3 @@ class Namespace:
         if row is None:
             raise I.Stale()
         return attrs_of(row)
-
-    # ---- extended attributes (user namespace; as Linux: directories and regular files only)
-    def getxattr(self, handle, name, viewer=None) -> bytes:
-        name = _xattr_name(name)
-        oid = self._xattr_oid(handle, viewer)
-        with self.db.cursor() as cur:
-            cur.execute("SELECT value FROM xattrs WHERE inode = %s AND name = %s",
-                        (oid, bytes(name)))
-            row = cur.fetchone()
-        if row is None:
-            raise I.NoXattr()
-        return bytes(row[0])
-
-    def listxattr(self, handle, viewer=None) -> list[bytes]:
-        oid = self._xattr_oid(handle, viewer)
-        with self.db.cursor() as cur:
-            cur.execute("SELECT name FROM xattrs WHERE inode = %s ORDER BY name", (oid,))
-            return [bytes(r[0]) for r in cur.fetchall()]
-
-    def setxattr(self, handle, name, value, how=I.XattrHow.EITHER, viewer=None):
-        name = _xattr_name(name)
-        if len(value) > I.XATTR_SIZE_MAX:
-            raise I.XattrTooBig(f"{len(value)} bytes")
-        oid = self._xattr_oid(handle, viewer, writing=True)
-        how = I.XattrHow(how)
-        with self.db.transaction() as cur:
-            before = self._xattr_change(cur, oid)
-            cur.execute("SELECT 1 FROM xattrs WHERE inode = %s AND name = %s",
-                        (oid, bytes(name)))
-            exists = cur.fetchone() is not None
-            if how == I.XattrHow.CREATE and exists:
-                raise I.Exists()
-            if how == I.XattrHow.REPLACE and not exists:
-                raise I.NoXattr()
-            cur.execute("INSERT INTO xattrs (inode, name, value) VALUES (%s, %s, %s) "
-                        "ON CONFLICT (inode, name) DO UPDATE SET value = EXCLUDED.value",
-                        (oid, bytes(name), bytes(value)))
-            after = self._xattr_touch(cur, oid)
-        return before, after
-
-    def removexattr(self, handle, name, viewer=None):
-        name = _xattr_name(name)
-        oid = self._xattr_oid(handle, viewer, writing=True)
-        with self.db.transaction() as cur:
-            before = self._xattr_change(cur, oid)
-            cur.execute("DELETE FROM xattrs WHERE inode = %s AND name = %s RETURNING 1",
-                        (oid, bytes(name)))
-            if cur.fetchone() is None:
-                raise I.NoXattr()
-            after = self._xattr_touch(cur, oid)
-        return before, after
-
-    def _xattr_oid(self, handle, viewer, writing: bool = False) -> int:
-        oid = self._oid(handle)
-        with self.db.cursor() as cur:
-            row = self._visible_row(cur, oid, viewer)
-        if writing and row[1] not in (REG, DIR):
-            raise I.Permission("user attributes are for files and directories")
-        return oid
-
-    def _xattr_change(self, cur, oid) -> int:
-        cur.execute("SELECT change FROM inodes WHERE id = %s FOR UPDATE", (oid,))
-        return cur.fetchone()[0]
-
-    def _xattr_touch(self, cur, oid) -> int:
-        cur.execute("UPDATE inodes SET ctime = %s, change = nextval('change_seq') WHERE id = %s "
-                    "RETURNING change", (time.time_ns(), oid))
-        return cur.fetchone()[0]
-
-
-def _xattr_name(name) -> bytes:
-    name = bytes(name)
-    if not name or b"\0" in name:
-        raise I.Invalid("bad attribute name")
-    if len(name) > I.XATTR_NAME_MAX:
-        raise I.NameTooLong(f"{len(name)} bytes")
-    return name

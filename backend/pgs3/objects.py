@@ -23,7 +23,6 @@ from .. import interface as I
 from .db import Health
 
 
-
 def parse_data_url(url: str) -> tuple[str, str]:
     """s3://bucket/prefix -> (bucket, prefix without slashes at the ends)."""
     u = urlsplit(url)

@@ -11,9 +11,11 @@ frontend needs (sessions, opens, stateids, the bytes being written) stays in tha
     entries     directory entries (dir, name) -> inode; `cookie` from cookie_seq, so READDIR
                 cookies are valid on every frontend and across restarts
     versions    immutable contents: a size, and `chunks`: which object holds each CHUNK-sized
-                piece (a piece without a row is a hole: zeros). A new version made from an older
-                one shares the pieces nobody wrote (copy-on-write costs what the change costs,
-                and a sparse file takes what its data takes)
+                piece (a piece without a row is a hole: zeros); a version of at most
+                chunks.INLINE bytes keeps them in its chunk row instead (no object, no S3
+                request). A new version made from an older one shares the pieces nobody wrote
+                (copy-on-write costs what the change costs, and a sparse file takes what its
+                data takes)
     objects     every chunk object with the number of chunk rows naming it; at 0 it goes to
                 the gc queue
     xattrs      user extended attributes (inode, name) -> value
@@ -28,6 +30,11 @@ frontend needs (sessions, opens, stateids, the bytes being written) stays in tha
     gc          objects to delete from S3 once `not_before` has passed: the only way an object
                 is ever deleted. A key is put here (far in the future) before it is uploaded and
                 taken out when a version names it, so a publish cut short never leaks one
+
+Triggers on `inodes` and `entries` announce every change on the channel `nfsd_<identity>`
+(every frontend's cache listens), and as a NOTICE to the session that made it if that session
+set `nfsd.notices` (see metacache.py): `<id>` an inode's row changed, `x<id>` it was deleted,
+`e<dir>:<name in hex>` a directory entry was added, removed or replaced.
 """
 
 from __future__ import annotations
@@ -49,9 +56,11 @@ CREATE TABLE objects (
 CREATE TABLE chunks (
     version bigint NOT NULL REFERENCES versions (id) ON DELETE CASCADE,
     idx integer NOT NULL,
-    key text NOT NULL,
+    key text,                        -- the object holding the piece's segments, or
+    data bytea,                      -- the segments themselves (a small file: no object)
     segs integer[] NOT NULL,         -- (offset in the piece, length) pairs, stored back to back
-    PRIMARY KEY (version, idx)
+    PRIMARY KEY (version, idx),
+    CHECK ((key IS NULL) <> (data IS NULL))
 );
 CREATE TABLE inodes (
     id bigserial PRIMARY KEY,
@@ -159,7 +168,44 @@ CREATE TABLE gc (
     not_before timestamptz NOT NULL
 );
 CREATE INDEX gc_by_key ON gc (object_key);
+CREATE FUNCTION nfsd_inode_changed() RETURNS trigger LANGUAGE plpgsql AS $f$
+DECLARE what text := CASE WHEN TG_OP = 'DELETE' THEN 'x' || OLD.id ELSE NEW.id::text END;
+BEGIN
+    PERFORM pg_notify('{channel}', what);
+    IF current_setting('nfsd.notices', true) = 'on' THEN
+        RAISE NOTICE 'nfsd changed %', what;
+    END IF;
+    RETURN NULL;
+END $f$;
+CREATE FUNCTION nfsd_entry_changed() RETURNS trigger LANGUAGE plpgsql AS $f$
+DECLARE what text;
+BEGIN
+    IF TG_OP <> 'INSERT' THEN
+        what := 'e' || OLD.dir || ':' || encode(OLD.name, 'hex');
+        PERFORM pg_notify('{channel}', what);
+        IF current_setting('nfsd.notices', true) = 'on' THEN
+            RAISE NOTICE 'nfsd changed %', what;
+        END IF;
+    END IF;
+    IF TG_OP <> 'DELETE' THEN
+        what := 'e' || NEW.dir || ':' || encode(NEW.name, 'hex');
+        PERFORM pg_notify('{channel}', what);
+        IF current_setting('nfsd.notices', true) = 'on' THEN
+            RAISE NOTICE 'nfsd changed %', what;
+        END IF;
+    END IF;
+    RETURN NULL;
+END $f$;
+CREATE TRIGGER inodes_changed AFTER INSERT OR UPDATE OR DELETE ON inodes
+    FOR EACH ROW EXECUTE FUNCTION nfsd_inode_changed();
+CREATE TRIGGER entries_changed AFTER INSERT OR UPDATE OR DELETE ON entries
+    FOR EACH ROW EXECUTE FUNCTION nfsd_entry_changed();
 """
+
+
+def channel(identity: bytes) -> str:
+    """The notification channel of the namespace `identity`."""
+    return "nfsd_" + identity.hex()
 
 TABLES = ("meta", "versions", "objects", "chunks", "inodes", "entries", "xattrs", "frontends", "staging", "clients",
           "status", "locks", "shares", "gc")

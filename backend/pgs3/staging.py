@@ -30,7 +30,6 @@ from .. import interface as I
 from ..local import linux
 from . import chunks
 
-
 _W = struct.Struct(">cQQ")  # log: these bytes are the version's own
 _T = struct.Struct(">cQ")  # log: truncated below the base limit
 
@@ -120,6 +119,8 @@ class PgStaging(I.Staging):
         self._unsynced = True
         self._finished = False
         self.publishing = False  # a worker thread is uploading it: it must not change now
+        # pieces of a new file uploaded while it is written (chunks.Early)
+        self.early = chunks.Early() if is_new else None
 
     @property
     def backend(self):
@@ -154,6 +155,11 @@ class PgStaging(I.Staging):
                 self._own(offset, min(offset + n, self.limit))
             self._size = max(self._size, offset + n)
             self._changed()
+            if self.early is not None:
+                chunk = self.backend.chunk
+                self.early.touched(offset, offset + n, chunk)
+                if (offset + n) // chunk != offset // chunk:
+                    self.early.passed(self.backend, self, offset + n)
         return n
 
     def read(self, offset: int, count: int, nowait: bool = False) -> tuple[bytes, bool]:
@@ -190,6 +196,9 @@ class PgStaging(I.Staging):
             self.limit = size
             self.written.clip(size)
             self._log(_T.pack(b"T", size))
+        if self.early is not None:
+            self.early.touched(min(size, self._size), max(size, self._size) + 1,
+                               self.backend.chunk)
         self._size = size
         self._changed()
 
@@ -264,6 +273,8 @@ class PgStaging(I.Staging):
             raise _oserror(e) from None
         if offset < self.limit:
             self._own(offset, min(end, self.limit))
+        if self.early is not None:
+            self.early.touched(offset, end, self.backend.chunk)
         self._changed()
 
     def data_ranges(self, a: int, b: int):

@@ -92,6 +92,10 @@ def _file_kind_error(ctx, a):
 
 
 def op_open(ctx, a):
+    # Close-to-open: this OPEN sees what any CLOSE before it published, on any server of a
+    # shared backend (and the GETATTR after it, the change that goes with it).
+    if ctx.cfh is not None:
+        call(ctx.cfh.backend.barrier)
     client = _client(ctx, a.owner.clientid)
     store = ctx.server.store
     owner = store.open_owner(client, a.owner.owner)

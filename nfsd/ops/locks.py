@@ -13,7 +13,7 @@ from ..errors import NFS4Error
 from ..state import locks as L
 from ..state.model import LockState, OpenState
 from ..xdr import nfs4 as x
-from .common import getattr_
+from .common import call, getattr_
 from .io import sequenced
 
 _KIND = {x.READ_LT: L.READ, x.READW_LT: L.READ, x.WRITE_LT: L.WRITE, x.WRITEW_LT: L.WRITE}
@@ -59,6 +59,7 @@ def _grace(ctx, reclaim: bool, client):
 
 def op_lock(ctx, a):
     fh = ctx.fh()
+    call(fh.backend.barrier)  # what was written under the lock before it shows (any server)
     store = ctx.server.store
     kind = _KIND[a.locktype]
     start, end = _span(a.offset, a.length)

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import struct
 
+from backend import interface as bi
 from backend.interface import Kind
 
 from .. import access, attrs
@@ -132,8 +133,9 @@ def op_rename(ctx, a):
     require_rw(ctx, dst)
     be = dst.backend
     v = viewer(ctx)
-    moving = call(be.lookup, src.handle, oldname, v)
-    ma = call(be.getattr, moving, v)
+    # one call each (a name and its attributes together): with several frontends, the entry
+    # may go between a look-up and a getattr, and that is NOENT, not a stale handle
+    moving, ma = call(be.lookup_attrs, src.handle, oldname, v)
     _may_delete(ctx, sd, ma)
     require(ctx, dd, access.W | access.X)
     if ma.kind == Kind.DIR and src.handle != dst.handle:
@@ -141,11 +143,13 @@ def op_rename(ctx, a):
         # permission on itself too (as rename(2) does).
         require(ctx, ma, access.W)
     try:
-        target = be.lookup(dst.handle, newname, v)
-    except Exception:  # noqa: BLE001 - absent target is the common case
+        target, ta = be.lookup_attrs(dst.handle, newname, v)
+    except bi.Unavailable:
+        raise NFS4Error(x.NFS4ERR_DELAY) from None
+    except bi.BackendError:  # an absent target is the common case; rename decides the rest
         target = None
     if target is not None and target != moving:
-        _may_delete(ctx, dd, call(be.getattr, target, v))
+        _may_delete(ctx, dd, ta)
     if ctx.server.store.in_grace():
         raise NFS4Error(x.NFS4ERR_GRACE)
     store = ctx.server.store
