@@ -284,13 +284,10 @@ class SetAttrs:
     mtime_ns: int | None = None
 
 
-COPY_CHUNK = 1 << 20  # the default copy's read/write size
-
-
 class Staging:
     """A private writable version. Created only by `Backend.create_staged`/`stage_version`."""
 
-    backend: "Backend"  # the backend it belongs to
+    backend: Backend  # the backend it belongs to
     id: str  # unique, stable across restarts
     handle: bytes  # the object this version belongs to (stable after publish)
     is_new: bool  # True: a new file (transient name); False: a new version of a published file
@@ -344,52 +341,11 @@ class Staging:
         """Copy [src_offset, src_offset+count) of version `src` (a pinned published version or
         a staging object: anything with read, seek, attrs) to dst_offset of this version, as
         WRITEs of those bytes would; stops where `src` ends. Returns the bytes copied. This
-        default reads and writes in COPY_CHUNK pieces; the source's holes are not read: they
-        become holes (DEALLOCATE where this version has content there, else just the size)."""
-        end = min(src_offset + count, src.attrs().size)
-        if src_offset >= end:
-            return 0
-        delta = dst_offset - src_offset
-        pos = src_offset
-        while pos < end:
-            try:
-                data_at, _ = src.seek(pos, Content.DATA)
-            except PastEnd:
-                data_at = end
-            data_at = min(data_at, end)
-            if data_at > pos:  # a hole [pos, data_at)
-                self._zero(pos + delta, data_at - pos)
-                pos = data_at
-                continue
-            try:
-                hole_at = min(src.seek(pos, Content.HOLE)[0], end)
-            except PastEnd:
-                hole_at = end
-            while pos < hole_at:
-                data, _ = src.read(pos, min(COPY_CHUNK, hole_at - pos))
-                if not data:
-                    pos = hole_at
-                    break
-                self.write(pos + delta, data)
-                pos += len(data)
-        if self.size() < end + delta:
-            self.truncate(end + delta)
-        return end - src_offset
+        default (backend/copying.py) reads and writes in pieces; the source's holes are not
+        read: they become holes."""
+        from .copying import copy_by_writing
 
-    def _zero(self, offset: int, length: int) -> None:
-        """[offset, offset+length) reads as zeros afterwards (a source hole copied)."""
-        inside = min(offset + length, self.size()) - offset
-        if inside <= 0:
-            return
-        try:
-            self.deallocate(offset, inside)
-        except NotSupported:
-            zeros = bytes(min(COPY_CHUNK, inside))
-            done = 0
-            while done < inside:
-                n = min(len(zeros), inside - done)
-                self.write(offset + done, zeros[:n])
-                done += n
+        return copy_by_writing(self, src, src_offset, dst_offset, count)
 
     def clone_from(self, src, src_offset: int, dst_offset: int, count: int) -> None:
         """Make [dst_offset, dst_offset+count) of this version share [src_offset, ...+count)
@@ -449,7 +405,7 @@ class Backend:
     clone_blksize: int = 0
 
     # a backend several servers share (their clients' locks must conflict): SharedLocks
-    def shared_locks(self) -> "SharedLocks | None":
+    def shared_locks(self) -> SharedLocks | None:
         return None
 
     def barrier(self) -> None:

@@ -22,6 +22,7 @@ import errno
 import os
 
 from .. import interface as I
+from ..copying import zero_range
 from ..oserror import from_oserror
 from .linux import NO_REFLINK, clone_range, copy_range, data_ranges
 from .readers import _Version
@@ -55,12 +56,12 @@ def copy_into(dst, src, src_offset: int, dst_offset: int, count: int) -> int:
     try:
         for d, h in data_ranges(fd, src_offset, end):
             if d > pos:
-                dst._zero(pos + delta, d - pos)
+                zero_range(dst, pos + delta, d - pos)
             copy_range(fd, dst.fd, d, h, delta)
             _written(dst, d + delta, h + delta)
             pos = h
         if pos < end:
-            dst._zero(pos + delta, end - pos)
+            zero_range(dst, pos + delta, end - pos)
         _written(dst, dst_offset, end + delta)
     except OSError as e:
         raise from_oserror(e) from None

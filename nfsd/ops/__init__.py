@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from ..errors import NFS4Error
 from ..xdr import nfs4 as x
-from . import attrs, clients40, copy, fh, io, locks, namespace, session, v42
+from . import attrs, clients40, copy, deleg, fh, io, locks, namespace, session, v42
 
 
 def unsupported(ctx, args):
@@ -18,7 +18,7 @@ def illegal(ctx, args):
 
 def handlers() -> dict:
     table = {}
-    for mod in (session, clients40, fh, attrs, namespace, io, locks, v42, copy):
+    for mod in (session, clients40, fh, attrs, namespace, io, deleg, locks, v42, copy):
         for opnum, fn in mod.HANDLERS.items():
             if opnum in table:
                 raise ValueError(f"operation {x.OP_NAMES[opnum]} has two handlers")

@@ -1,5 +1,5 @@
-"""Opens and file content: OPEN, OPEN_DOWNGRADE, CLOSE, READ, WRITE, COMMIT, DELEGRETURN
-(RFC 8881 sections 18.16-18.22, 18.32, 18.6).
+"""Opens and file content: OPEN, OPEN_DOWNGRADE, CLOSE, READ, WRITE, COMMIT (RFC 8881
+sections 18.16-18.22, 18.32; delegations granted at OPEN: deleg.py).
 
 This is where the write-once rules meet the protocol: an open with write access gets a private
 staging version (new file or copy-on-write version), WRITE/COMMIT touch only that version, and
@@ -20,8 +20,17 @@ from ..exports import FileRef
 from ..state.lifecycle import Publishing
 from ..state.model import Delegation, LockState, OpenState
 from ..xdr import nfs4 as x
-from .common import (call, change_info, check_cred, check_name, dir_attrs, drop_setid, getattr_,
-                     require_rw)
+from .common import (
+    call,
+    change_info,
+    check_cred,
+    check_name,
+    dir_attrs,
+    drop_setid,
+    getattr_,
+    require_rw,
+)
+from .deleg import delegation
 from .namespace import _new_owner
 
 READ, WRITE = x.OPEN4_SHARE_ACCESS_READ, x.OPEN4_SHARE_ACCESS_WRITE
@@ -314,53 +323,8 @@ def _opened(ctx, st, owner, client, claim, want, creating, cinfo, attrset):
         rflags |= x.OPEN4_RESULT_PRESERVE_UNLINKED
     elif not owner.confirmed:
         rflags |= x.OPEN4_RESULT_CONFIRM
-    deleg = _delegation(ctx, client, st, claim, want, creating) or NO_DELEGATION
+    deleg = delegation(ctx, client, st, claim, want, creating) or NO_DELEGATION
     return x.OPEN4res(x.NFS4_OK, x.OPEN4resok(sid, cinfo, rflags, attrs.to_words(attrset), deleg))
-
-
-# An ACE that grants nothing by itself: the client asks ACCESS (as Linux nfsd answers).
-_NO_ACE = x.nfsace4(x.ACE4_ACCESS_ALLOWED_ACE_TYPE, 0, 0, b"")
-
-
-def _delegation(ctx, client, st, claim, want, created):
-    """A read delegation when nothing stands in the way; else why not (4.1 with WANT flags).
-
-    Never a write delegation: a client holding one may keep the file open without telling the
-    server, and the server must see the CLOSE to publish (docs/semantics.md)."""
-    store = ctx.server.store
-    if ctx.minor == 0:
-        want = 0  # no WANT flags (and no OPEN_DELEGATE_NONE_EXT) in NFSv4.0
-    kind = want & 0xFF00
-    if kind == x.OPEN4_SHARE_ACCESS_WANT_NO_DELEG:
-        return _no_deleg(x.WND4_NOT_WANTED)
-    if kind == x.OPEN4_SHARE_ACCESS_WANT_CANCEL:
-        return _no_deleg(x.WND4_CANCELLED)
-    if not ctx.server.delegations or claim not in (x.CLAIM_NULL, x.CLAIM_FH):
-        return _no_deleg(x.WND4_NOT_SUPP_FTYPE) if want else None
-    if kind == x.OPEN4_SHARE_ACCESS_WANT_WRITE_DELEG:
-        return _no_deleg(x.WND4_NOT_SUPP_FTYPE)
-    fh = st.fh
-    if st.access != READ or st.deny or created or store.in_grace():
-        return _no_deleg(x.WND4_CONTENTION) if want else None
-    if store.delegation_of(client, fh) is not None:
-        return _no_deleg(x.WND4_CONTENTION) if want else None
-    if store.unfinished.writing(fh) or \
-            any(other.access & WRITE for other in store.opens_by_file.get(fh, ())):
-        return _no_deleg(x.WND4_CONTENTION) if want else None
-    if store.deleg_blocked(fh) or \
-            any(d.recalled_at is not None for d in store.delegs_by_file.get(fh, ())):
-        return _no_deleg(x.WND4_CONTENTION) if want else None
-    if not ctx.server.callbacks.usable(client):
-        return _no_deleg(x.WND4_RESOURCE) if want else None
-    d = store.grant_delegation(client, fh, ctx.cfh.wire)
-    return x.open_delegation4(x.OPEN_DELEGATE_READ, x.open_read_delegation4(
-        x.stateid4(d.seqid, d.other), False, _NO_ACE))
-
-
-def _no_deleg(why):
-    if why in (x.WND4_CONTENTION, x.WND4_RESOURCE):
-        return x.open_delegation4(x.OPEN_DELEGATE_NONE_EXT, x.open_none_delegation4(why, False))
-    return x.open_delegation4(x.OPEN_DELEGATE_NONE_EXT, x.open_none_delegation4(why, None))
 
 
 def open_state(ctx, stateid, fh, unconfirmed_ok=False, generation=True) -> OpenState:
@@ -610,16 +574,6 @@ def op_commit(ctx, a):
     return srv.sync_all(mine).addCallback(lambda _: res)
 
 
-def op_delegreturn(ctx, a):
-    fh = ctx.fh()
-    store = ctx.server.store
-    d = store.find_state(ctx.client, ctx.stateid(a.deleg_stateid), fh.handle, ctx.minor)
-    if not isinstance(d, Delegation):
-        raise NFS4Error(x.NFS4ERR_BAD_STATEID)
-    store.return_delegation(d)
-    return x.DELEGRETURN4res(x.NFS4_OK)
-
-
 HANDLERS = {
     x.OP_OPEN: op_open,
     x.OP_OPEN_DOWNGRADE: op_open_downgrade,
@@ -628,5 +582,4 @@ HANDLERS = {
     x.OP_READ: op_read,
     x.OP_WRITE: op_write,
     x.OP_COMMIT: op_commit,
-    x.OP_DELEGRETURN: op_delegreturn,
 }
