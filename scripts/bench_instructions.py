@@ -14,8 +14,13 @@ the difference divided by K2 - K1 is the cost of one request, start-up and warm-
 Kinds: `null` (NULL RPC), `getattr` (the nfs4fs load's `SEQUENCE PUTROOTFH LOOKUP LOOKUP
 SAVEFH LOOKUP GETATTR` with its attribute set), `readdir` (READDIR of 200 files in one reply,
 listing cached; also per entry), `create` (OPEN create + 4 KiB WRITE FILE_SYNC + CLOSE),
-`read` (READ of a whole 1 MiB file from the page cache, anonymous stateid; not in the
-default set).
+`read` (READ of a whole 1 MiB file from the page cache, anonymous stateid), `lookup`
+(`SEQUENCE PUTFH LOOKUP GETFH GETATTR`, a kernel client's look-up of a known name), `remove`
+(`SEQUENCE PUTFH REMOVE` of a file made before the server started), `write` (a 1 MiB
+FILE_SYNC WRITE into an open new file); these four are not in the default set.
+
+The server's environment is passed on: `NFSD_PURE_PYTHON=1 scripts/bench_instructions.py`
+counts the pure-Python path of a checkout that has compiled modules.
 
 `--code DIR` (repeatable) runs the server from another checkout (PYTHONPATH=DIR), for an A/B
 of two commits: `git worktree add /tmp/old HEAD~1` and `--code /tmp/old --code .`. Needs
@@ -44,9 +49,10 @@ from nfsd.xdr import nfs4 as x  # noqa: E402
 BITMAP = [1048858, 3186746]
 FILES = 200
 BIG = 1 << 20  # the file `read` reads whole (from the page cache) with each request
-WARM = {"readdir": 3, "create": 20, "read": 10}
+REMOVES = 300  # files a/r/r0.. that `remove` removes, one per request
+WARM = {"readdir": 3, "create": 20, "read": 10, "remove": 20, "write": 10}
 COUNTS = {"null": (500, 2500), "getattr": (200, 1200), "readdir": (5, 25), "create": (50, 250),
-          "read": (50, 250)}
+          "read": (50, 250), "lookup": (200, 1200), "remove": (50, 250), "write": (50, 250)}
 
 
 def _op(name, arg=None):
@@ -71,6 +77,20 @@ def _requests(kind, c, bfh):
     if kind == "read":
         big = c.lookup("a/big")
         return lambda i: c.read(big, count=BIG)
+    if kind == "lookup":
+        def lookup(i):
+            c.call([_op("PUTFH", x.PUTFH4args(bfh)),
+                    _op("LOOKUP", x.LOOKUP4args(b"f%d" % (i % FILES))), _op("GETFH"),
+                    _op("GETATTR", x.GETATTR4args(BITMAP))])
+        return lookup
+    if kind == "remove":
+        rfh = c.lookup("a/r")
+        counter = iter(range(REMOVES))
+        return lambda i: c.remove(rfh, b"r%d" % next(counter))
+    if kind == "write":
+        fh, sid, _ = c.open(bfh, b"written", create=True)
+        data = b"w" * BIG
+        return lambda i: c.write(fh, sid, (i % 64) * BIG, data, stable=x.FILE_SYNC4)
     if kind == "create":
         counter = iter(range(10**9))
         return lambda i: c.create_file(bfh, b"new-%d" % next(counter), b"y" * 4096)
@@ -78,13 +98,17 @@ def _requests(kind, c, bfh):
 
 
 def make_tree(d: str) -> None:
-    """The exported tree the requests use: a/b/f0..f199 (1 byte each) and a/big (BIG bytes)."""
+    """The exported tree the requests use: a/b/f0..f199 (1 byte each), a/big (BIG bytes) and
+    a/r/r0.. (empty, for `remove`)."""
     os.makedirs(f"{d}/a/b")
     for i in range(FILES):
         with open(f"{d}/a/b/f{i}", "wb") as f:
             f.write(b"x")
     with open(f"{d}/a/big", "wb") as f:
         f.write(os.urandom(BIG))
+    os.makedirs(f"{d}/a/r")
+    for i in range(REMOVES):
+        open(f"{d}/a/r/r{i}", "wb").close()
 
 
 def trust(code: str) -> list[str]:

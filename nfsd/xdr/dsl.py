@@ -273,7 +273,9 @@ class Spec:
         for k, v in other.consts.items():
             self.consts.setdefault(k, v)
 
-    def compile(self):
+    def compile(self, module: str | None = None):
+        """Compile the declarations (see `compiler.compile_spec`); `module` names the
+        generated module that holds their code."""
         from .compiler import compile_spec
 
-        return compile_spec(self)
+        return compile_spec(self, module)

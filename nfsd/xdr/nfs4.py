@@ -2492,7 +2492,7 @@ _consts(
 )
 
 # ================================================================================= compile
-_compiled = spec.compile()
+_compiled = spec.compile("nfsd.xdr.gen_nfs4")  # nfsd/xdr/gen_nfs4.py, the generated code
 globals().update({k: v for k, v in vars(_compiled).items() if not k.startswith("_")})
 
 

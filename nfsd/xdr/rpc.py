@@ -175,5 +175,5 @@ spec.union(
 
 spec.struct("rpc_msg", [("xid", UInt), ("body", spec.by_name["rpc_msg_body"])])
 
-_compiled = spec.compile()
+_compiled = spec.compile("nfsd.xdr.gen_rpc")  # nfsd/xdr/gen_rpc.py, the generated code
 globals().update({k: v for k, v in vars(_compiled).items() if not k.startswith("_")})
