@@ -33,7 +33,8 @@ def check_name(name) -> bytes:
     """The name as bytes; InvalidName / NameTooLong for what may not be a directory entry."""
     if type(name) is not bytes:
         name = os.fsencode(name) if isinstance(name, str) else bytes(name)
-    if not name or name == b"." or name == b".." or b"/" in name or b"\0" in name:
+    # find, not `in` (which formats and clears a TypeError first; see nfsd/ops/common.py)
+    if not name or name == b"." or name == b".." or name.find(b"/") >= 0 or name.find(b"\0") >= 0:
         raise I.InvalidName(repr(name))
     if len(name) > I.NAME_MAX:
         raise I.NameTooLong(f"{len(name)} bytes")

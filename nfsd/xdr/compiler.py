@@ -620,8 +620,8 @@ def compile_spec(spec: dsl.Spec, module: str | None = None):
     """Compile all declarations of `spec`; returns a namespace of classes, types and constants.
 
     `module` names the generated module of `spec` (`nfsd.xdr.gen_<name>`, which a build may
-    have compiled to C); without it (or while `python -m nfsd.xdr` writes it) the code is generated and run now (for declarations
-    that have no module, as in the tests).
+    have compiled to C); without it (or while `python -m nfsd.xdr` writes it) the code is
+    generated and run now (for declarations that have no module, as in the tests).
 
     In the namespace, a struct or union name is its generated class (with `_xdr` pointing at
     the declaration); every other name is its declaration. Every declaration gets `enc`/`dec`
