@@ -27,6 +27,14 @@ from .namespace import DIR, ICOLS, REG, attrs_of, check_name
 from .staging import PgStaging
 
 
+# A new staging row is committed without waiting for its WAL to reach the disk (others see it at
+# once; a crash of the database may forget it): the first sync of the file (FILE_SYNC WRITE,
+# COMMIT, CLOSE) commits synchronously, which makes every earlier commit durable too. So an
+# OPEN costs no disk flush of its own, as a new file's directory entry in the local backend
+# waits for the file's first fsync; nothing a client was told is stable depends on it.
+_LAZY = "SET LOCAL synchronous_commit = off"
+
+
 class PgVersion:
     """A published version pinned for reading (an open keeps it after REMOVE/RENAME over; its
     objects outlive the version by two leases, see gc)."""
@@ -149,6 +157,7 @@ class Content:
         viewer = bytes(viewer or b"")
         now = time.time_ns()
         with self.db.transaction() as cur:
+            cur.execute(_LAZY)
             # one round trip (pipeline): the directory locked, then - a statement of its own,
             # so that it sees what was committed while it waited for the lock - the name's
             # present owner, a reservation of it, and the new ids
@@ -209,6 +218,7 @@ class Content:
         oid = self._oid(handle)
         viewer = bytes(viewer or b"")
         with self.db.transaction() as cur:
+            cur.execute(_LAZY)
             cur.execute(f"SELECT {ICOLS} FROM inodes i WHERE i.id = %s", (oid,))
             row = cur.fetchone()
             if row is None:
