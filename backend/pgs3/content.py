@@ -158,9 +158,9 @@ class Content:
         now = time.time_ns()
         with self.db.transaction() as cur:
             cur.execute(_LAZY)
-            # one round trip (pipeline): the directory locked, then - a statement of its own,
-            # so that it sees what was committed while it waited for the lock - the name's
-            # present owner, a reservation of it, and the new ids
+            # the directory locked, then - a statement of its own, so that it sees what was
+            # committed while it waited for the lock - the name's present owner, a reservation
+            # of it, and the new ids
             cur.execute("SELECT 1 FROM inodes WHERE id = %s FOR UPDATE", (d,), prepare=True)
             cur.execute("SELECT d.kind, (SELECT i.kind FROM entries e JOIN inodes i ON "
                         "i.id = e.inode WHERE e.dir = d.id AND e.name = %s), EXISTS (SELECT 1 "

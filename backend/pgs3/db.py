@@ -148,14 +148,16 @@ class Database:
     @contextmanager
     def transaction(self):
         """A cursor inside one transaction on this thread's connection: committed when the
-        block ends, rolled back if it raises. An error of a statement may be raised by a later
-        one (pipeline mode): the transaction is one unit anyway."""
+        block ends, rolled back if it raises.
+
+        Not in psycopg's pipeline mode: there a cursor that already holds an earlier
+        statement's result may answer `fetchone()` with it instead of waiting for the last
+        statement's (seen under load: "the last operation didn't produce records (command
+        status: DELETE 1)" from an UPDATE ... RETURNING)."""
         self._enter()
         try:
             c = self._conn()
-            # pipeline mode: statements whose results nobody reads wait for the next one that
-            # is read (or the commit) and go together, BEGIN with the first: fewer round trips
-            with c.pipeline(), c.transaction(), c.cursor() as cur:
+            with c.transaction(), c.cursor() as cur:
                 yield cur
         except _CONTENTION as e:  # the database is fine: this statement lost a race
             log.debug("database contention: %s", _first_line(e))
