@@ -14,13 +14,13 @@ from __future__ import annotations
 
 from backend import interface as bi
 
-from .. import access, attrs
+from .. import attrs
 from ..copies import Copy
 from ..errors import NFS4Error, status_of
 from ..state.model import Delegation
 from ..xdr import nfs4 as x
-from .common import call, check_cred, drop_setid
-from .io import _io_state, _regular, read_version
+from .common import call, drop_setid
+from .io import _io_state, _regular, read_version, writer_state
 
 WRITE = x.OPEN4_SHARE_ACCESS_WRITE
 
@@ -59,17 +59,7 @@ def _source(ctx, sfh, stateid):
 def _destination(ctx, dfh, stateid):
     """The open whose staging version receives the bytes: WRITE's rules (rule 1)."""
     _regular(ctx, dfh)
-    st = _io_state(ctx, stateid, dfh)
-    if st is None:
-        if ctx.server.store.denied(dfh.handle, WRITE):
-            raise NFS4Error(x.NFS4ERR_LOCKED)
-        raise NFS4Error(x.NFS4ERR_OPENMODE)
-    if isinstance(st, Delegation) or not st.access & WRITE or st.staging is None:
-        raise NFS4Error(x.NFS4ERR_OPENMODE)
-    check_cred(ctx, st, dfh, access.W)
-    if ctx.server.copies.busy(st.staging):
-        raise NFS4Error(x.NFS4ERR_DELAY)  # another copy writes it now
-    return st
+    return writer_state(ctx, dfh, stateid)
 
 
 def _count(src, offset: int, count: int, exact: bool) -> int:

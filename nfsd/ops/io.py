@@ -533,9 +533,11 @@ def _read_staging(stg, offset, count):
     return x.READ4res(x.NFS4_OK, x.READ4resok(eof, data))
 
 
-def op_write(ctx, a):
-    fh = ctx.fh()
-    st = _io_state(ctx, a.stateid, fh)
+def writer_state(ctx, fh, stateid) -> OpenState:
+    """The open whose staging version a WRITE, ALLOCATE, DEALLOCATE, COPY or CLONE changes
+    (rule 1): a write open of this client, used with its opener's permission, and no
+    server-side copy writing that version now (DELAY)."""
+    st = _io_state(ctx, stateid, fh)
     if st is None:
         # Special stateids cannot write: content changes only through an open's staging.
         _regular(ctx, fh)
@@ -547,6 +549,12 @@ def op_write(ctx, a):
     check_cred(ctx, st, fh, access.W)
     if ctx.server.copies.busy(st.staging):
         raise NFS4Error(x.NFS4ERR_DELAY)  # a server-side copy writes it now
+    return st
+
+
+def op_write(ctx, a):
+    fh = ctx.fh()
+    st = writer_state(ctx, fh, a.stateid)
     drop_setid(ctx, fh)
     data = a.data
     if a.offset + len(data) > attrs.MAX_FILESIZE:

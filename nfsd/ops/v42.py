@@ -19,11 +19,10 @@ from backend import interface as bi
 
 from .. import access, attrs
 from ..errors import NFS4Error, status_of
-from ..xdr import nfs4 as x
-from .common import (NAME_MAX, change_info, check_cred, drop_setid, getattr_, require, require_rw,
-                     viewer)
 from ..state.model import Delegation
-from .io import _io_state, _regular, read_version
+from ..xdr import nfs4 as x
+from .common import NAME_MAX, change_info, drop_setid, getattr_, require, require_rw, viewer
+from .io import _io_state, _regular, read_version, writer_state
 
 READ, WRITE = x.OPEN4_SHARE_ACCESS_READ, x.OPEN4_SHARE_ACCESS_WRITE
 LIST_OVERHEAD = 8 + 4 + 4  # LISTXATTRS4resok without names: cookie, array length, eof
@@ -68,17 +67,7 @@ def _range(offset: int, length: int) -> None:
 def _writer_staging(ctx, fh, stateid):
     """The staging version an ALLOCATE/DEALLOCATE may change: WRITE's rules (rule 1)."""
     _regular(ctx, fh)
-    st = _io_state(ctx, stateid, fh)
-    if st is None:
-        # Special stateids cannot change content: that happens only through an open's staging.
-        if ctx.server.store.denied(fh.handle, WRITE):
-            raise NFS4Error(x.NFS4ERR_LOCKED)
-        raise NFS4Error(x.NFS4ERR_OPENMODE)
-    if not st.access & WRITE or st.staging is None:
-        raise NFS4Error(x.NFS4ERR_OPENMODE)
-    check_cred(ctx, st, fh, access.W)
-    if ctx.server.copies.busy(st.staging):
-        raise NFS4Error(x.NFS4ERR_DELAY)  # a server-side copy writes it now
+    st = writer_state(ctx, fh, stateid)
     drop_setid(ctx, fh)
     return st.staging
 
