@@ -222,6 +222,17 @@ XATTR_NAME_MAX = 255 - len("user.")  # a name without the prefix; Linux limits t
 XATTR_SIZE_MAX = 65536  # largest value (Linux XATTR_SIZE_MAX)
 
 
+def xattr_name(name) -> bytes:
+    """A client's extended attribute name (without "user.") as bytes; Invalid for an empty one
+    or one with a NUL, NameTooLong past XATTR_NAME_MAX (every backend checks the same)."""
+    name = bytes(name)
+    if not name or b"\0" in name:
+        raise Invalid("bad extended attribute name")
+    if len(name) > XATTR_NAME_MAX:
+        raise NameTooLong(f"{len(name)} bytes")
+    return name
+
+
 @dataclass(slots=True)
 class Attrs:
     """Attributes of one object (a published version or a staging object)."""

@@ -34,12 +34,7 @@ USER = b"user."
 def xattr_key(name, reading: bool = False) -> bytes:
     """A client's extended attribute name (without "user.") as the file system's name. The
     server's own (REC_XATTR) does not exist for reading and cannot be changed."""
-    name = bytes(name)
-    if not name or b"\0" in name:
-        raise I.Invalid("bad extended attribute name")
-    if len(name) > I.XATTR_NAME_MAX:
-        raise I.NameTooLong(f"{len(name)} bytes")
-    key = USER + name
+    key = USER + I.xattr_name(name)
     if key == REC_XATTR:
         raise I.NoXattr() if reading else I.Permission("reserved extended attribute name")
     return key

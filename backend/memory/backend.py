@@ -30,15 +30,6 @@ _STATS = I.FsStats(files_total=1 << 24, files_free=1 << 23, files_avail=1 << 23,
                    clone_blksize=PAGE)
 
 
-def _xattr_key(name) -> bytes:
-    name = bytes(name)
-    if not name or b"\0" in name:
-        raise I.Invalid("bad extended attribute name")
-    if len(name) > I.XATTR_NAME_MAX:
-        raise I.NameTooLong(f"{len(name)} bytes")
-    return name
-
-
 class _Guard:
     """The disk's lock, refused to a backend that no longer owns the disk (closed, or
     superseded by a restart or a power loss)."""
@@ -445,7 +436,7 @@ class MemoryBackend(WriteOnce, I.Backend):
         return inode
 
     def getxattr(self, handle, name, viewer=None) -> bytes:
-        key = _xattr_key(name)
+        key = I.xattr_name(name)
         with self._guard:
             value = self._xattr_inode(handle, viewer).xattrs.get(key)
         if value is None:
@@ -457,7 +448,7 @@ class MemoryBackend(WriteOnce, I.Backend):
             return sorted(self._xattr_inode(handle, viewer).xattrs)
 
     def setxattr(self, handle, name, value, how=I.XattrHow.EITHER, viewer=None) -> tuple[int, int]:
-        key = _xattr_key(name)
+        key = I.xattr_name(name)
         value = bytes(value)
         if len(value) > I.XATTR_SIZE_MAX:
             raise I.XattrTooBig(f"{len(value)} bytes")
@@ -476,7 +467,7 @@ class MemoryBackend(WriteOnce, I.Backend):
             return before, inode.change
 
     def removexattr(self, handle, name, viewer=None) -> tuple[int, int]:
-        key = _xattr_key(name)
+        key = I.xattr_name(name)
         with self._guard:
             inode = self._xattr_inode(handle, viewer)
             if inode.kind not in _XATTR_KINDS:

@@ -12,7 +12,7 @@ from .namespace import DIR, REG
 
 class Xattrs:
     def getxattr(self, handle, name, viewer=None) -> bytes:
-        name = _xattr_name(name)
+        name = I.xattr_name(name)
         oid = self._xattr_oid(handle, viewer)
         with self.db.cursor() as cur:
             cur.execute("SELECT value FROM xattrs WHERE inode = %s AND name = %s",
@@ -29,7 +29,7 @@ class Xattrs:
             return [bytes(r[0]) for r in cur.fetchall()]
 
     def setxattr(self, handle, name, value, how=I.XattrHow.EITHER, viewer=None):
-        name = _xattr_name(name)
+        name = I.xattr_name(name)
         if len(value) > I.XATTR_SIZE_MAX:
             raise I.XattrTooBig(f"{len(value)} bytes")
         oid = self._xattr_oid(handle, viewer, writing=True)
@@ -50,7 +50,7 @@ class Xattrs:
         return before, after
 
     def removexattr(self, handle, name, viewer=None):
-        name = _xattr_name(name)
+        name = I.xattr_name(name)
         oid = self._xattr_oid(handle, viewer, writing=True)
         with self.db.transaction() as cur:
             before = self._xattr_change(cur, oid)
@@ -76,12 +76,3 @@ class Xattrs:
         cur.execute("UPDATE inodes SET ctime = %s, change = nextval('change_seq') WHERE id = %s "
                     "RETURNING change", (time.time_ns(), oid))
         return cur.fetchone()[0]
-
-
-def _xattr_name(name) -> bytes:
-    name = bytes(name)
-    if not name or b"\0" in name:
-        raise I.Invalid("bad attribute name")
-    if len(name) > I.XATTR_NAME_MAX:
-        raise I.NameTooLong(f"{len(name)} bytes")
-    return name
