@@ -30,9 +30,9 @@ def ns(services, tmp_path):
     format_namespace(meta, data, chunk=64 << 10)
     opened = []
 
-    def frontend(name="a"):
+    def frontend(name="a", **kw):
         b = PgS3Backend(meta, data, name, str(tmp_path / f"spool-{name}"),
-                        endpoint=services.s3.endpoint)
+                        endpoint=services.s3.endpoint, **kw)
         opened.append(b)
         wait_for(b.mcache.usable, 30, "the cache's listener")
         return b
@@ -195,3 +195,29 @@ def test_pieces_a_writer_has_passed_are_uploaded_before_close(ns, services):
     assert a.read(s.handle, 0, len(data) + 1) == (want, True)
     b = ns("b")  # another frontend reads it from the object store
     assert b.read(s.handle, 0, len(data) + 1, nowait=False) == (want, True)
+
+
+# ---------------------------------------------------------------- heartbeat
+def test_a_busy_frontend_keeps_its_heartbeat_and_is_not_declared_dead(ns):
+    """The heartbeat has a thread of its own: a frontend whose upkeep pass never runs (its
+    worker threads all busy publishing, as in CI once) is still alive for its peers."""
+    a = ns("a", lease_time=1, grace_time=1)
+    b = ns("b", lease_time=1, grace_time=1)
+
+    def beat(name):
+        """(seconds since its heartbeat, seconds since the test began), database clock."""
+        with psycopg.connect(ns.meta, autocommit=True) as c:
+            return c.execute("SELECT extract(epoch FROM now() - heartbeat), extract(epoch FROM "
+                             "now() - %s::timestamptz) FROM frontends WHERE id = %s",
+                             (began, name)).fetchone()
+    with psycopg.connect(ns.meta, autocommit=True) as c:
+        began = c.execute("SELECT now()").fetchone()[0]
+    # a's maintenance() is never called here: past a lease plus grace (2 s) of the database's
+    # clock its heartbeat must still be recent
+    wait_for(lambda: beat("a")[1] > 3, 30, "three seconds of the database's clock")
+    assert beat("a")[0] < 2
+    b.maintenance()  # declares dead whoever has been silent for lease + grace
+    with psycopg.connect(ns.meta, autocommit=True) as c:
+        assert c.execute("SELECT state FROM frontends WHERE id = 'a'").fetchone()[0] == "alive"
+    a.maintenance()  # not fenced
+    assert not a.fenced
