@@ -142,6 +142,22 @@ def test_with_the_database_down_nothing_is_answered_from_the_cache(ns, services)
     assert a.getattr(r).fileid == 1
 
 
+def test_a_synced_new_file_survives_a_database_crash(ns, services):
+    """A new staging row is committed without waiting for the WAL flush; the file's first
+    sync (FILE_SYNC WRITE, COMMIT) makes it durable: after PostgreSQL is killed (immediate
+    stop: no checkpoint) and restarted, the restarted frontend still has the file."""
+    a = ns("a")
+    s = a.create_staged(a.root(), b"f", V, 0o644, 0, 0, False, {"owner": "x"})
+    s.write(0, b"kept")
+    s.sync()
+    services.pg.stop("immediate")
+    services.pg.start()
+    a.close()
+    again = ns("a")
+    [st] = again.list_staged()
+    assert st.read(0, 4)[0] == b"kept" and st.record == {"owner": "x"}
+
+
 # ---------------------------------------------------------------- small files
 def test_a_small_file_lives_in_the_database(ns, services):
     a = ns("a")
